@@ -1,0 +1,406 @@
+"""Keras layers: the Gated Attention Unit and residual (RealFormer) attention.
+
+Shapes: B batch, N query length, M key length, H hidden size, E expansion (``units``),
+S key size, h heads.
+
+Both attention layers accept bert4keras's calling convention, so they drop into
+``bert4keras.models.Transformer.apply``: a list of inputs and the flags ``a_bias`` (an
+attention bias/mask input follows), ``p_bias='rotary'`` (a sinusoidal table follows) and
+``r_scores`` (the previous layer's residual scores follow, last).
+
+Residual attention (``residual_attention``):
+
+- ``'cumulative'`` (RealFormer): ``P_l = S_l + P_{l-1}``; attention logits are ``P_l``;
+  the layer outputs ``P_l`` for the next layer.
+- ``'mean'`` (RealFormer's running mean): as cumulative, but the logits are
+  ``P_l / (l + 1)`` with ``l = layer_index`` (0-based); ``P_l`` is passed on undivided.
+- ``'previous'`` (bert4keras's ``residual_attention_scores=True``): logits are
+  ``S_l + S_{l-1}``; the layer passes its own raw ``S_l``.
+
+``S_l`` are the scaled raw scores ``q k^T / sqrt(S)``; masks and attention biases are
+always added after the residual sum and never passed on.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+from bert4keras.layers import MultiHeadAttention as _Bert4kerasMultiHeadAttention
+from tf_keras import activations, initializers, layers as keras_layers
+
+from gau_alpha.compat import recompute_grad
+
+NORMALIZATIONS = ("softmax", "softmax_plus", "squared_relu")
+RESIDUAL_MODES = ("cumulative", "mean", "previous")
+
+
+# ----------------------------------------------------------------------------- helpers
+def apply_rotary(x: tf.Tensor, sinusoid: tf.Tensor) -> tf.Tensor:
+    """Rotary position embedding on interleaved pairs.
+
+    Args:
+        x: (B, N, ..., S) with S even.
+        sinusoid: (B or 1, >= N, S) laid out as ``[sin_0, cos_0, sin_1, cos_1, ...]``
+            (bert4keras ``SinusoidalPositionEmbedding(merge_mode='zero')``).
+    Returns:
+        (B, N, ..., S): ``x * cos + rot(x) * sin`` with ``rot(x)_{2i} = -x_{2i+1}``,
+        ``rot(x)_{2i+1} = x_{2i}``.
+    """
+    length = tf.shape(x)[1]
+    sinusoid = tf.cast(sinusoid[:, :length], x.dtype)
+    extra = x.shape.rank - 3
+    sinusoid = tf.reshape(
+        sinusoid, tf.concat([tf.shape(sinusoid)[:2], [1] * extra, tf.shape(sinusoid)[-1:]], 0)
+    )
+    sin = tf.repeat(sinusoid[..., 0::2], 2, axis=-1)
+    cos = tf.repeat(sinusoid[..., 1::2], 2, axis=-1)
+    rotated = tf.reshape(tf.stack([-x[..., 1::2], x[..., 0::2]], axis=-1), tf.shape(x))
+    return x * cos + rotated * sin
+
+
+def combine_residual_scores(
+    scores: tf.Tensor, previous: Optional[tf.Tensor], mode: str, layer_index: int
+) -> Tuple[tf.Tensor, tf.Tensor]:
+    """Residual attention: (logits to normalise, scores to pass to the next layer)."""
+    if mode not in RESIDUAL_MODES:
+        raise ValueError("residual_attention must be one of %s, got %r" % (RESIDUAL_MODES, mode))
+    if mode == "previous":
+        logits = scores if previous is None else scores + previous
+        return logits, scores
+    total = scores if previous is None else scores + previous
+    if mode == "mean":
+        return total / float(layer_index + 1), total
+    return total, total
+
+
+def normalize_attention(
+    logits: tf.Tensor,
+    key_mask: Optional[tf.Tensor],
+    bias: Optional[tf.Tensor],
+    method: str,
+    min_length: Optional[float] = 16.0,
+    base_length: float = 512.0,
+) -> tf.Tensor:
+    """Attention weights from logits; computed in float32, returned in ``logits.dtype``.
+
+    Args:
+        logits: (B, [h,] N, M).
+        key_mask: (B, M) boolean/0-1, True for real keys; None for all keys.
+        bias: None, a boolean mask broadcastable to logits (True = may attend; e.g. the
+            (N, M) LM mask or the (B, N, M) UniLM mask), or an additive float bias.
+        method: ``softmax``; ``softmax_plus`` (``softmax(logits * log(n) / log(base))``,
+            n = visible keys, clamped below at ``min_length`` unless None); or
+            ``squared_relu`` (``relu(logits)^2 / n``).
+    Returns:
+        (B, [h,] N, M) weights; masked keys get exactly 0.
+    """
+    if method not in NORMALIZATIONS:
+        raise ValueError("normalization must be one of %s, got %r" % (NORMALIZATIONS, method))
+    out_dtype = logits.dtype
+    x = tf.cast(logits, tf.float32)
+    rank = x.shape.rank
+    visible = None
+    if key_mask is not None:
+        key_mask = tf.cast(key_mask, tf.bool)
+        visible = tf.reshape(key_mask, tf.concat([tf.shape(key_mask)[:1], [1] * (rank - 2), tf.shape(key_mask)[-1:]], 0))
+    if bias is not None:
+        if bias.dtype == tf.bool:
+            if bias.shape.rank == 3 and rank == 4:
+                bias = bias[:, None]
+            visible = bias if visible is None else tf.logical_and(visible, bias)
+        else:
+            bias = tf.cast(bias, tf.float32)
+            if bias.shape.rank == 3 and rank == 4:
+                bias = bias[:, None]
+            x = x + bias
+    if visible is not None:
+        x = tf.where(visible, x, tf.constant(-np.inf, tf.float32))
+    if method == "softmax":
+        weights = tf.nn.softmax(x, axis=-1)
+    else:
+        if visible is None:
+            n = tf.cast(tf.shape(x)[-1], tf.float32)
+        else:
+            n = tf.reduce_sum(tf.cast(tf.broadcast_to(visible, tf.shape(x)), tf.float32), -1, keepdims=True)
+        if method == "squared_relu":
+            weights = tf.square(tf.nn.relu(x)) / n
+        else:
+            if min_length is not None:
+                n = tf.maximum(n, float(min_length))
+            weights = tf.nn.softmax(x * (tf.math.log(n) / math.log(base_length)), axis=-1)
+    return tf.cast(weights, out_dtype)
+
+
+def _first(mask: Any, index: int = 0) -> Optional[tf.Tensor]:
+    if isinstance(mask, (list, tuple)):
+        return mask[index] if len(mask) > index else None
+    return mask
+
+
+@tf.keras.utils.register_keras_serializable(package="gau_alpha")
+class ScaleOffset(keras_layers.Layer):
+    """Per-dimension affine map ``x * gamma (+ beta)`` on the last axis (S,).
+
+    Weights are created in bert4keras's order (``beta`` before ``gamma``) so variable
+    mappings written for bert4keras's ``ScaleOffset`` apply unchanged.
+    """
+
+    def __init__(self, offset: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.offset = offset
+
+    def build(self, input_shape):
+        dim = int(input_shape[-1])
+        if self.offset:
+            self.beta = self.add_weight(name="beta", shape=(dim,), initializer="zeros")
+        self.gamma = self.add_weight(name="gamma", shape=(dim,), initializer="ones")
+        super().build(input_shape)
+
+    def call(self, inputs):
+        outputs = inputs * self.gamma
+        if self.offset:
+            outputs = outputs + self.beta
+        return outputs
+
+    def get_config(self) -> Dict[str, Any]:
+        return dict(super().get_config(), offset=self.offset)
+
+
+# ------------------------------------------------------------------------------ GAU
+@tf.keras.utils.register_keras_serializable(package="gau_alpha")
+class GatedAttentionUnit(keras_layers.Layer):
+    """Gated Attention Unit (FLASH, https://arxiv.org/abs/2202.10447), single head.
+
+    Self-attention form, input x (B, N, H)::
+
+        u, v, z = split(act(x W_i), [E, E, S])
+        q, k    = z * gamma_q (+ beta_q), z * gamma_k (+ beta_k)   # then RoPE
+        A       = normalize(q k^T / sqrt(S) [+ residual] [+ bias], key mask)
+        out     = (u * (A v)) W_o                                  # (B, N, H)
+
+    Cross-attention form (``self_attention=False``), inputs q (B, N, H), k (B, M, H),
+    v (B, M, H): ``u, q = split(act(q W_uq), [E, S])``, ``k = act(k W_k)``, ``v = act(v W_v)``.
+
+    Inputs (a list, bert4keras order): ``[x]`` or ``[q, k, v]``, then the attention bias if
+    ``a_bias`` (bool mask or float bias, (N, M) or (B, N, M)), then the sinusoid table if
+    ``p_bias='rotary'``, then the previous residual scores (B, N, M) if ``r_scores``.
+
+    Returns (B, N, H), or ``[out, scores]`` when ``residual_attention`` is set.
+
+    Args:
+        units: E, the expansion size (1536 in GAU-alpha base).
+        key_size: S, the shared q/k size (128 in GAU-alpha base).
+        activation: applied to every projection (swish in GAU-alpha).
+        use_bias: biases in the projections and offsets in the q/k scale-offset.
+        normalization: ``softmax``, ``softmax_plus`` or ``squared_relu``.
+        self_attention: self- (one input) or cross-attention (q, k, v inputs).
+        attention_scale: divide scores by sqrt(S).
+        attention_dropout: dropout rate on the attention weights.
+        softmax_plus_min_length: clamp of the key count in ``softmax_plus`` (bert4keras
+            uses 16; the PyTorch port uses none: pass None).
+        softmax_plus_base_length: the training length in ``log(n) / log(base)`` (512).
+        residual_attention: None, ``cumulative``, ``mean`` or ``previous`` (module doc).
+        layer_index: 0-based depth, used by ``mean``.
+    """
+
+    def __init__(
+        self,
+        units: int,
+        key_size: int,
+        activation: Any = "swish",
+        use_bias: bool = True,
+        normalization: str = "squared_relu",
+        self_attention: bool = True,
+        attention_scale: bool = True,
+        attention_dropout: Optional[float] = None,
+        softmax_plus_min_length: Optional[float] = 16.0,
+        softmax_plus_base_length: float = 512.0,
+        residual_attention: Optional[str] = None,
+        layer_index: int = 0,
+        kernel_initializer: Any = "glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if normalization not in NORMALIZATIONS:
+            raise ValueError("normalization must be one of %s, got %r" % (NORMALIZATIONS, normalization))
+        if residual_attention is not None and residual_attention not in RESIDUAL_MODES:
+            raise ValueError("residual_attention must be None or one of %s, got %r" % (RESIDUAL_MODES, residual_attention))
+        self.units = int(units)
+        self.key_size = int(key_size)
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.normalization = normalization
+        self.self_attention = bool(self_attention)
+        self.attention_scale = bool(attention_scale)
+        self.attention_dropout = attention_dropout or 0.0
+        self.softmax_plus_min_length = softmax_plus_min_length
+        self.softmax_plus_base_length = float(softmax_plus_base_length)
+        self.residual_attention = residual_attention
+        self.layer_index = int(layer_index)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.supports_masking = True
+
+    def _dense(self, units: int, name: str, activation: Any = None):
+        return keras_layers.Dense(
+            units, activation=activation, use_bias=self.use_bias,
+            kernel_initializer=self.kernel_initializer, name=name,
+        )
+
+    def build(self, input_shape):
+        first = input_shape[0] if isinstance(input_shape[0], (list, tuple, tf.TensorShape)) else input_shape
+        hidden_size = int(first[-1])
+        if self.self_attention:
+            self.i_dense = self._dense(2 * self.units + self.key_size, "i_dense", self.activation)
+            self.q_scaleoffset = ScaleOffset(offset=self.use_bias, name="q_scaleoffset")
+            self.k_scaleoffset = ScaleOffset(offset=self.use_bias, name="k_scaleoffset")
+        else:
+            self.uq_dense = self._dense(self.units + self.key_size, "uq_dense", self.activation)
+            self.k_dense = self._dense(self.key_size, "k_dense", self.activation)
+            self.v_dense = self._dense(self.units, "v_dense", self.activation)
+        self.o_dense = self._dense(hidden_size, "o_dense")
+        self.dropout = keras_layers.Dropout(self.attention_dropout, name="attention_dropout")
+        super().build(input_shape)
+
+    @recompute_grad
+    def call(self, inputs, mask=None, a_bias=None, p_bias=None, r_scores=None, training=None):
+        inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        n = 1 if self.self_attention else 3
+        bias = sinusoid = previous = None
+        if a_bias:
+            bias, n = inputs[n], n + 1
+        if p_bias == "rotary":
+            sinusoid, n = inputs[n], n + 1
+        elif p_bias is not None:
+            raise ValueError("GatedAttentionUnit supports p_bias='rotary' only, got %r" % (p_bias,))
+        if r_scores:
+            previous = inputs[n]
+        if self.self_attention:
+            key_mask = _first(mask, 0)
+            hidden = self.i_dense(inputs[0])
+            u, v, z = tf.split(hidden, [self.units, self.units, self.key_size], axis=-1)
+            q, k = self.q_scaleoffset(z), self.k_scaleoffset(z)
+        else:
+            key_mask = _first(mask, 1)
+            uq = self.uq_dense(inputs[0])
+            u, q = tf.split(uq, [self.units, self.key_size], axis=-1)
+            k, v = self.k_dense(inputs[1]), self.v_dense(inputs[2])
+        if sinusoid is not None:
+            q, k = apply_rotary(q, sinusoid), apply_rotary(k, sinusoid)
+        scores = tf.einsum("bnd,bmd->bnm", q, k)
+        if self.attention_scale:
+            scores = scores / math.sqrt(self.key_size)
+        logits, passed = scores, None
+        if self.residual_attention is not None:
+            logits, passed = combine_residual_scores(scores, previous, self.residual_attention, self.layer_index)
+        weights = normalize_attention(
+            logits, key_mask, bias, self.normalization,
+            self.softmax_plus_min_length, self.softmax_plus_base_length,
+        )
+        weights = self.dropout(weights, training=training)
+        outputs = self.o_dense(u * tf.einsum("bnm,bmd->bnd", weights, v))
+        if self.residual_attention is not None:
+            return [outputs, passed]
+        return outputs
+
+    def compute_mask(self, inputs, mask=None):
+        query_mask = _first(mask, 0)
+        if self.residual_attention is not None:
+            return [query_mask, None]
+        return query_mask
+
+    def get_config(self) -> Dict[str, Any]:
+        config = {
+            "units": self.units,
+            "key_size": self.key_size,
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "normalization": self.normalization,
+            "self_attention": self.self_attention,
+            "attention_scale": self.attention_scale,
+            "attention_dropout": self.attention_dropout,
+            "softmax_plus_min_length": self.softmax_plus_min_length,
+            "softmax_plus_base_length": self.softmax_plus_base_length,
+            "residual_attention": self.residual_attention,
+            "layer_index": self.layer_index,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+        }
+        return dict(super().get_config(), **config)
+
+
+# ----------------------------------------------------------------- multi-head attention
+@tf.keras.utils.register_keras_serializable(package="gau_alpha")
+class ResidualMultiHeadAttention(_Bert4kerasMultiHeadAttention):
+    """bert4keras's ``MultiHeadAttention`` with residual attention scores (RealFormer).
+
+    Same weights, names and variable order as the bert4keras layer, so BERT/RoFormer
+    checkpoints load unchanged. Inputs ``[q, k, v]`` (B, N|M, H), then the bias if
+    ``a_bias``, the sinusoid if ``p_bias='rotary'``, the previous scores (B, h, N, M) if
+    ``r_scores``. Returns ``[out (B, N, out_dim), scores (B, h, N, M)]`` when
+    ``residual_attention`` is set; otherwise behaves exactly like the bert4keras layer.
+    """
+
+    def __init__(self, *args, residual_attention: Optional[str] = None, layer_index: int = 0, **kwargs):
+        if residual_attention is not None and residual_attention not in RESIDUAL_MODES:
+            raise ValueError("residual_attention must be None or one of %s, got %r" % (RESIDUAL_MODES, residual_attention))
+        super().__init__(*args, **kwargs)
+        self.residual_attention = residual_attention
+        self.layer_index = int(layer_index)
+        if residual_attention is not None:
+            self.return_attention_scores = True
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.attention_dropout_layer = keras_layers.Dropout(self.attention_dropout or 0.0)
+
+    @recompute_grad
+    def call(self, inputs, mask=None, a_bias=None, p_bias=None, r_scores=None, training=None):
+        if self.residual_attention is None:
+            return super().call(inputs, mask=mask, a_bias=a_bias, p_bias=p_bias)
+        q, k, v = inputs[:3]
+        n = 3
+        bias = sinusoid = previous = None
+        if a_bias:
+            bias, n = inputs[n], n + 1
+        if p_bias == "rotary":
+            sinusoid, n = inputs[n], n + 1
+        elif p_bias is not None:
+            raise ValueError("residual attention supports p_bias=None or 'rotary', got %r" % (p_bias,))
+        if r_scores:
+            previous = inputs[n]
+        key_mask = _first(mask, 2)
+        qw = self._heads(self.q_dense(q), self.key_size)
+        kw = self._heads(self.k_dense(k), self.key_size)
+        vw = self._heads(self.v_dense(v), self.head_size)
+        if sinusoid is not None:
+            qw, kw = apply_rotary(qw, sinusoid), apply_rotary(kw, sinusoid)
+        scores = tf.einsum("bnhd,bmhd->bhnm", qw, kw)
+        if self.attention_scale:
+            scores = scores / math.sqrt(self.key_size)
+        logits, passed = combine_residual_scores(scores, previous, self.residual_attention, self.layer_index)
+        weights = normalize_attention(logits, key_mask, bias, self.normalization)
+        weights = self.attention_dropout_layer(weights, training=training)
+        context = tf.einsum("bhnm,bmhd->bnhd", weights, vw)
+        shape = tf.shape(context)
+        context = tf.reshape(context, [shape[0], shape[1], self.heads * self.head_size])
+        return [self.o_dense(context), passed]
+
+    def _heads(self, x: tf.Tensor, size: int) -> tf.Tensor:
+        shape = tf.shape(x)
+        return tf.reshape(x, [shape[0], shape[1], self.heads, size])
+
+    def compute_mask(self, inputs, mask=None):
+        if mask is None:
+            return [None, None] if self.return_attention_scores else None
+        return super().compute_mask(inputs, mask)
+
+    def get_config(self) -> Dict[str, Any]:
+        return dict(super().get_config(), residual_attention=self.residual_attention, layer_index=self.layer_index)
+
+
+CUSTOM_OBJECTS: Dict[str, Any] = {
+    "GatedAttentionUnit": GatedAttentionUnit,
+    "ResidualMultiHeadAttention": ResidualMultiHeadAttention,
+    "ScaleOffset": ScaleOffset,
+}
