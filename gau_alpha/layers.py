@@ -133,6 +133,12 @@ def normalize_attention(
     return tf.cast(weights, out_dtype)
 
 
+def _clone_initializer(initializer: Any) -> Any:
+    """A new instance per sub-layer: an unseeded tf-keras initializer instance returns the
+    same values at every call, so sibling layers sharing one would start identical."""
+    return initializer.__class__.from_config(initializer.get_config())
+
+
 def _first(mask: Any, index: int = 0) -> Optional[tf.Tensor]:
     if isinstance(mask, (list, tuple)):
         return mask[index] if len(mask) > index else None
@@ -243,23 +249,32 @@ class GatedAttentionUnit(keras_layers.Layer):
         self.supports_masking = True
 
     def _dense(self, units: int, name: str, activation: Any = None):
+        initializer = self.kernel_initializer
+        if isinstance(initializer, initializers.Initializer):
+            initializer = _clone_initializer(initializer)
         return keras_layers.Dense(
-            units, activation=activation, use_bias=self.use_bias,
-            kernel_initializer=self.kernel_initializer, name=name,
+            units, activation=activation, use_bias=self.use_bias, kernel_initializer=initializer, name=name,
         )
 
     def build(self, input_shape):
         first = input_shape[0] if isinstance(input_shape[0], (list, tuple, tf.TensorShape)) else input_shape
         hidden_size = int(first[-1])
+        # Sub-layers are built here (not on first call) so weights exist right after build.
         if self.self_attention:
             self.i_dense = self._dense(2 * self.units + self.key_size, "i_dense", self.activation)
             self.q_scaleoffset = ScaleOffset(offset=self.use_bias, name="q_scaleoffset")
             self.k_scaleoffset = ScaleOffset(offset=self.use_bias, name="k_scaleoffset")
+            self.i_dense.build((None, None, hidden_size))
+            self.q_scaleoffset.build((None, None, self.key_size))
+            self.k_scaleoffset.build((None, None, self.key_size))
         else:
             self.uq_dense = self._dense(self.units + self.key_size, "uq_dense", self.activation)
             self.k_dense = self._dense(self.key_size, "k_dense", self.activation)
             self.v_dense = self._dense(self.units, "v_dense", self.activation)
+            for dense in (self.uq_dense, self.k_dense, self.v_dense):
+                dense.build((None, None, hidden_size))
         self.o_dense = self._dense(hidden_size, "o_dense")
+        self.o_dense.build((None, None, self.units))
         self.dropout = keras_layers.Dropout(self.attention_dropout, name="attention_dropout")
         super().build(input_shape)
 
@@ -352,6 +367,15 @@ class ResidualMultiHeadAttention(_Bert4kerasMultiHeadAttention):
 
     def build(self, input_shape):
         super().build(input_shape)
+        # bert4keras gives all four Dense one initializer instance (identical draws when
+        # unseeded) and builds them on first call: clone it, and build now.
+        for dense in (self.q_dense, self.k_dense, self.v_dense, self.o_dense):
+            if isinstance(dense.kernel_initializer, initializers.Initializer):
+                dense.kernel_initializer = _clone_initializer(dense.kernel_initializer)
+        self.q_dense.build(input_shape[0])
+        self.k_dense.build(input_shape[1])
+        self.v_dense.build(input_shape[2])
+        self.o_dense.build((None, None, self.heads * self.head_size))
         self.attention_dropout_layer = keras_layers.Dropout(self.attention_dropout or 0.0)
 
     @recompute_grad
