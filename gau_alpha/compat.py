@@ -59,13 +59,13 @@ def _configure_environment() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    version = getattr(tf.keras, "__version__", "")
-    if version.startswith("3"):
+    module = getattr(tf.keras, "__name__", "")
+    if not module.startswith("tf_keras"):
         raise KerasVersionError(
-            "tensorflow was imported with Keras 3 as tf.keras (keras %s) before gau_alpha; "
+            "tensorflow was imported with Keras 3 as tf.keras (module %s) before gau_alpha; "
             "bert4keras needs tf-keras. Set TF_USE_LEGACY_KERAS=1 (and TF_KERAS=1) in the "
             "environment before Python starts, or import gau_alpha before anything touches "
-            "tf.keras, and install tf-keras matching your tensorflow version." % version
+            "tf.keras, and install tf-keras matching your tensorflow version." % module
         )
 
 
@@ -150,7 +150,8 @@ def recompute_grad(call: Callable) -> Callable:
             )
             return grads
 
-        watches = [tf.convert_to_tensor(x) for x in unique_inputs] + variables
+        # reading each variable here records the read, so gradients reach the variables
+        watches = [tf.convert_to_tensor(x) for x in unique_inputs + variables]
         record.record_operation(call.__name__, flat_outputs, watches, grad_fn)
         return outputs
 
@@ -189,18 +190,17 @@ def _import_optimizers_with_legacy_base() -> types.ModuleType:
     """Adaptation 3: import ``bert4keras.optimizers`` with the legacy optimizer as base."""
     import importlib
 
-    import tf_keras
+    from bert4keras.backend import keras  # the module object bert4keras subclasses from
 
-    modern = tf_keras.optimizers.Optimizer
-    legacy = tf_keras.optimizers.legacy.Optimizer
-    tf_keras.optimizers.Optimizer = legacy
+    modern = keras.optimizers.Optimizer
+    keras.optimizers.Optimizer = keras.optimizers.legacy.Optimizer
     try:
         if "bert4keras.optimizers" in sys.modules:
             module = importlib.reload(sys.modules["bert4keras.optimizers"])
         else:
             module = importlib.import_module("bert4keras.optimizers")
     finally:
-        tf_keras.optimizers.Optimizer = modern
+        keras.optimizers.Optimizer = modern
     return module
 
 
@@ -289,11 +289,11 @@ def _patch_transformer(models: types.ModuleType, layers: types.ModuleType) -> No
     Transformer.save_weights_as_checkpoint = _save_weights_as_checkpoint
 
 
-def _boolean_mask_to_bias(mask):
+def _boolean_mask_to_bias(allowed):
     """(N, N) or (B, N, N) boolean mask -> additive float bias broadcastable to (B, H, N, N)."""
     import tensorflow as tf
 
-    bias = (1.0 - tf.cast(mask, tf.keras.backend.floatx())) * -1e12
+    bias = (1.0 - tf.cast(allowed, tf.keras.backend.floatx())) * -1e12
     if bias.shape.rank == 2:
         return bias[None, None]
     return bias[:, None]
