@@ -5,7 +5,8 @@
 ``docs/compat.md``.
 
 1. Environment: ``TF_KERAS=1`` and ``TF_USE_LEGACY_KERAS=1`` before TensorFlow builds
-   ``tf.keras``; a clear error if ``tf.keras`` is already Keras 3.
+   ``tf.keras``; a clear error if ``tf.keras`` is already Keras 3; Keras 3 modules that
+   ``import tensorflow`` cached as ``keras.*`` are forgotten so bert4keras gets tf-keras.
 2. ``distutils`` (gone in Python 3.12): a stand-in ``distutils.util.strtobool``.
 3. Optimizers: bert4keras's optimizers subclass the *legacy* Keras optimizer
    (``tf.keras.optimizers.legacy.Optimizer``), which still has ``_set_hyper``,
@@ -67,6 +68,23 @@ def _configure_environment() -> None:
             "environment before Python starts, or import gau_alpha before anything touches "
             "tf.keras, and install tf-keras matching your tensorflow version." % module
         )
+    _forget_keras3_modules(tf.keras)
+
+
+def _forget_keras3_modules(tf_keras_module: Any) -> None:
+    """``import tensorflow`` without TF_USE_LEGACY_KERAS loads Keras 3 as ``keras.*``.
+
+    bert4keras points ``sys.modules['keras']`` at tf.keras and then imports
+    ``keras.layers`` etc.; cached Keras 3 submodules would be picked up instead. Before
+    bert4keras is first imported, drop those cache entries so the names resolve to tf-keras.
+    """
+    if "bert4keras.backend" in sys.modules:
+        return
+    cached = sys.modules.get("keras")
+    if cached is None or cached is tf_keras_module:
+        return
+    for name in [n for n in sys.modules if n == "keras" or n.startswith("keras.")]:
+        del sys.modules[name]
 
 
 def _install_distutils_shim() -> None:

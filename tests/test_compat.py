@@ -78,6 +78,26 @@ def test_environment_is_set_when_gau_alpha_comes_first():
     assert module.startswith("tf_keras") and is_tf_keras == "1"
 
 
+def test_tensorflow_imported_first_still_gives_bert4keras_tf_keras():
+    """``import tensorflow`` (no legacy flag) caches Keras 3 as ``keras.*``; bert4keras
+    must still build with tf-keras layers."""
+    result = run_python("""
+        import sys
+        import tensorflow as tf
+        assert "keras.layers" in sys.modules  # Keras 3, loaded by tensorflow itself
+        import gau_alpha
+        from bert4keras.layers import Input
+        print(Input.__module__)
+        model = gau_alpha.build_transformer_model(gau_alpha.RELEASE_CONFIG, num_hidden_layers=1,
+                                                  hidden_size=32, intermediate_size=32, attention_key_size=8)
+        import numpy as np
+        print(model.predict([np.array([[101, 102]]), np.array([[0, 0]])], verbose=0).shape)
+    """)
+    assert result.returncode == 0, result.stderr[-3000:]
+    module, shape = result.stdout.split("\n")[:2]
+    assert module.startswith("tf_keras") and shape == "(1, 2, 32)"
+
+
 # 2 ----------------------------------------------------------------------------------
 def test_import_works_without_distutils():
     """Python 3.12 has no distutils; simulate that by making the import fail."""
