@@ -75,6 +75,53 @@ def combine_residual_scores(
     return total, total
 
 
+def visible_keys(
+    key_mask: Optional[tf.Tensor], bias: Optional[tf.Tensor], rank: int
+) -> Optional[tf.Tensor]:
+    """Boolean mask of the keys each query may see, broadcastable to the scores.
+
+    Args:
+        key_mask: (B, M), True for real keys, or None.
+        bias: a boolean attention mask ((N, M) or (B, N, M); True = may attend), or None.
+        rank: rank of the scores, 3 for (B, N, M) or 4 for (B, h, N, M).
+    Returns:
+        None, or a bool tensor of shape (B, [1,] 1, M), (B, [1,] N, M) or ([1, 1,] N, M).
+    """
+    visible = None
+    if key_mask is not None:
+        key_mask = tf.cast(key_mask, tf.bool)
+        visible = tf.reshape(key_mask, tf.concat([tf.shape(key_mask)[:1], [1] * (rank - 2), tf.shape(key_mask)[-1:]], 0))
+    if bias is not None:
+        if bias.shape.rank == 3 and rank == 4:
+            bias = bias[:, None]
+        visible = bias if visible is None else tf.logical_and(visible, bias)
+    return visible
+
+
+def count_visible(visible: Optional[tf.Tensor], length: tf.Tensor) -> tf.Tensor:
+    """Number of visible keys per query row, float32, keepdims (no (B, N, M) broadcast
+    when the mask has no query axis). ``length`` is used when ``visible`` is None."""
+    if visible is None:
+        return tf.cast(length, tf.float32)
+    return tf.reduce_sum(tf.cast(visible, tf.float32), axis=-1, keepdims=True)
+
+
+def softmax_plus_factor(n: tf.Tensor, min_length: Optional[float], base_length: float) -> tf.Tensor:
+    """``log(n) / log(base)`` with ``n`` clamped below at ``min_length`` (unless None)."""
+    if min_length is not None:
+        n = tf.maximum(n, float(min_length))
+    return tf.math.log(n) / math.log(base_length)
+
+
+def masked_softmax(logits: tf.Tensor, visible: Optional[tf.Tensor]) -> tf.Tensor:
+    """Softmax over the last axis in float32 with invisible keys at exactly 0; returns
+    ``logits.dtype``."""
+    x = tf.cast(logits, tf.float32)
+    if visible is not None:
+        x = tf.where(visible, x, tf.constant(-np.inf, tf.float32))
+    return tf.cast(tf.nn.softmax(x, axis=-1), logits.dtype)
+
+
 def normalize_attention(
     logits: tf.Tensor,
     key_mask: Optional[tf.Tensor],
@@ -101,36 +148,20 @@ def normalize_attention(
     out_dtype = logits.dtype
     x = tf.cast(logits, tf.float32)
     rank = x.shape.rank
-    visible = None
-    if key_mask is not None:
-        key_mask = tf.cast(key_mask, tf.bool)
-        visible = tf.reshape(key_mask, tf.concat([tf.shape(key_mask)[:1], [1] * (rank - 2), tf.shape(key_mask)[-1:]], 0))
-    if bias is not None:
-        if bias.dtype == tf.bool:
-            if bias.shape.rank == 3 and rank == 4:
-                bias = bias[:, None]
-            visible = bias if visible is None else tf.logical_and(visible, bias)
-        else:
-            bias = tf.cast(bias, tf.float32)
-            if bias.shape.rank == 3 and rank == 4:
-                bias = bias[:, None]
-            x = x + bias
-    if visible is not None:
-        x = tf.where(visible, x, tf.constant(-np.inf, tf.float32))
+    boolean_bias = bias if bias is not None and bias.dtype == tf.bool else None
+    if bias is not None and boolean_bias is None:
+        bias = tf.cast(bias, tf.float32)
+        x = x + (bias[:, None] if bias.shape.rank == 3 and rank == 4 else bias)
+    visible = visible_keys(key_mask, boolean_bias, rank)
     if method == "softmax":
-        weights = tf.nn.softmax(x, axis=-1)
-    else:
-        if visible is None:
-            n = tf.cast(tf.shape(x)[-1], tf.float32)
-        else:
-            n = tf.reduce_sum(tf.cast(tf.broadcast_to(visible, tf.shape(x)), tf.float32), -1, keepdims=True)
-        if method == "squared_relu":
-            weights = tf.square(tf.nn.relu(x)) / n
-        else:
-            if min_length is not None:
-                n = tf.maximum(n, float(min_length))
-            weights = tf.nn.softmax(x * (tf.math.log(n) / math.log(base_length)), axis=-1)
-    return tf.cast(weights, out_dtype)
+        return tf.cast(masked_softmax(x, visible), out_dtype)
+    n = count_visible(visible, tf.shape(x)[-1])
+    if method == "squared_relu":
+        if visible is not None:
+            x = tf.where(visible, x, tf.zeros_like(x))
+        return tf.cast(tf.square(tf.nn.relu(x)) / n, out_dtype)
+    x = x * softmax_plus_factor(n, min_length, base_length)
+    return tf.cast(masked_softmax(x, visible), out_dtype)
 
 
 def _clone_initializer(initializer: Any) -> Any:
@@ -303,21 +334,49 @@ class GatedAttentionUnit(keras_layers.Layer):
             k, v = self.k_dense(inputs[1]), self.v_dense(inputs[2])
         if sinusoid is not None:
             q, k = apply_rotary(q, sinusoid), apply_rotary(k, sinusoid)
-        scores = tf.einsum("bnd,bmd->bnm", q, k)
-        if self.attention_scale:
-            scores = scores / math.sqrt(self.key_size)
-        logits, passed = scores, None
-        if self.residual_attention is not None:
-            logits, passed = combine_residual_scores(scores, previous, self.residual_attention, self.layer_index)
-        weights = normalize_attention(
-            logits, key_mask, bias, self.normalization,
-            self.softmax_plus_min_length, self.softmax_plus_base_length,
-        )
+        if self._can_fold_scale(bias):
+            weights = self._attend_folded(q, k, key_mask, bias)
+            passed = None
+        else:
+            scores = tf.einsum("bnd,bmd->bnm", q, k)
+            if self.attention_scale:
+                scores = scores / math.sqrt(self.key_size)
+            logits, passed = scores, None
+            if self.residual_attention is not None:
+                logits, passed = combine_residual_scores(scores, previous, self.residual_attention, self.layer_index)
+            weights = normalize_attention(
+                logits, key_mask, bias, self.normalization,
+                self.softmax_plus_min_length, self.softmax_plus_base_length,
+            )
         weights = self.dropout(weights, training=training)
         outputs = self.o_dense(u * tf.einsum("bnm,bmd->bnd", weights, v))
         if self.residual_attention is not None:
             return [outputs, passed]
         return outputs
+
+    def _can_fold_scale(self, bias: Optional[tf.Tensor]) -> bool:
+        """The per-row scale (1/sqrt(S), softmax_plus's log n / log 512) can multiply q
+        (B, N, S) instead of the scores (B, N, M) when nothing is added to the scores."""
+        return (
+            self.residual_attention is None
+            and self.normalization in ("softmax", "softmax_plus")
+            and (bias is None or bias.dtype == tf.bool)
+        )
+
+    def _attend_folded(self, q, k, key_mask, bias) -> tf.Tensor:
+        """softmax(scale_row * q k^T) with the scale folded into q; same maths as the
+        general path, fewer passes over the (B, N, M) scores."""
+        visible = visible_keys(key_mask, bias, 3)
+        factor = 1.0 / math.sqrt(self.key_size) if self.attention_scale else 1.0
+        if self.normalization == "softmax_plus":
+            n = count_visible(visible, tf.shape(k)[1])
+            factor = factor * softmax_plus_factor(n, self.softmax_plus_min_length, self.softmax_plus_base_length)
+            if n.shape.rank == 0:
+                factor = tf.reshape(factor, [1, 1, 1])
+            q = q * tf.cast(factor, q.dtype)
+        elif factor != 1.0:
+            q = q * factor
+        return masked_softmax(tf.einsum("bnd,bmd->bnm", q, k), visible)
 
     def compute_mask(self, inputs, mask=None):
         query_mask = _first(mask, 0)
