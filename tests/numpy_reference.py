@@ -52,10 +52,12 @@ def gau_projections(x, w_i, gamma_q, gamma_k, units, key_size, use_rope=True):
     return u, v, q @ k.T / np.sqrt(key_size)
 
 
-def mha_projections(x, wq, bq, wk, bk, heads, key_size):
+def mha_projections(x, wq, bq, wk, bk, heads, key_size, use_rope=False):
     """One example: x (N, H) -> scaled scores S (h, N, N)."""
     q = (x @ wq + bq).reshape(x.shape[0], heads, key_size)
     k = (x @ wk + bk).reshape(x.shape[0], heads, key_size)
+    if use_rope:
+        q, k = rope(q), rope(k)
     return np.einsum("nhd,mhd->hnm", q, k) / np.sqrt(key_size)
 
 

@@ -1,0 +1,109 @@
+"""Residual attention wired through whole models: layer l receives layer l-1's scores."""
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import gau_alpha
+from helpers import TINY_CONFIG, padded_batch
+from numpy_reference import gau_projections, mha_projections, residual_logits
+
+MHA_CONFIG = {
+    "hidden_size": 32, "num_hidden_layers": 3, "num_attention_heads": 2, "intermediate_size": 48,
+    "hidden_act": "gelu", "vocab_size": 300, "max_position_embeddings": 64, "type_vocab_size": 2,
+    "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
+}
+GAU_CONFIG = dict(TINY_CONFIG, num_hidden_layers=3, vocab_size=300)
+LENGTHS = [14, 9, 20]
+
+
+def _config_file(tmp_path, config):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    return str(path)
+
+
+def _attention_layers(model):
+    return [l for l in model.layers if l.name.endswith(("GatedAttentionUnit", "MultiHeadSelfAttention"))]
+
+
+def _inputs_and_scores(model, tokens, segments):
+    layers = _attention_layers(model)
+    probe = tf.keras.Model(model.inputs, [t for l in layers for t in (l.input[0], l.output[1])])
+    values = probe.predict([tokens, segments], verbose=0)
+    return layers, values[0::2], values[1::2]
+
+
+@pytest.mark.parametrize("mode", ["cumulative", "previous"])
+def test_gau_alpha_threads_scores_between_layers(tmp_path, mode):
+    tf.keras.utils.set_random_seed(1)
+    model = gau_alpha.build_transformer_model(
+        _config_file(tmp_path, GAU_CONFIG), residual_attention_scores=True, residual_attention_mode=mode,
+        application="unilm",
+    )
+    tokens, segments = padded_batch(LENGTHS, GAU_CONFIG["vocab_size"], seed=1)
+    layers, inputs, scores = _inputs_and_scores(model, tokens, segments)
+    assert len(layers) == 3
+    raw = []
+    for layer, x in zip(layers, inputs):
+        w_i, g_q, g_k, _ = layer.get_weights()
+        raw.append(np.stack([
+            gau_projections(x[b].astype(np.float64), w_i, g_q, g_k, GAU_CONFIG["intermediate_size"],
+                            GAU_CONFIG["attention_key_size"])[2]
+            for b in range(len(LENGTHS))
+        ]))
+    _, passed = residual_logits(raw, mode)
+    for index in range(3):
+        np.testing.assert_allclose(scores[index], passed[index], rtol=1e-4, atol=1e-4)
+    if mode == "cumulative":  # P_2 really carries the earlier layers' scores
+        assert np.abs(scores[2] - raw[2]).max() > 1e-2
+
+
+@pytest.mark.parametrize("model_name, use_rope", [("bert", False), ("roformer", True), ("roformer_v2", True)])
+@pytest.mark.parametrize("application", ["encoder", "lm"])
+def test_multi_head_models_thread_cumulative_scores(tmp_path, model_name, use_rope, application):
+    tf.keras.utils.set_random_seed(2)
+    model = gau_alpha.build_transformer_model(
+        _config_file(tmp_path, MHA_CONFIG), model=model_name, residual_attention_scores=True,
+        residual_attention_mode="cumulative", application=application,
+    )
+    tokens, segments = padded_batch(LENGTHS, MHA_CONFIG["vocab_size"], seed=2)
+    layers, inputs, scores = _inputs_and_scores(model, tokens, segments)
+    assert [type(l).__name__ for l in layers] == ["ResidualMultiHeadAttention"] * 3
+    raw = []
+    for layer, x in zip(layers, inputs):
+        weights = layer.get_weights()
+        if len(weights) == 4:  # roformer_v2: no biases
+            wq, wk = weights[0], weights[1]
+            bq = bk = 0.0
+        else:
+            wq, bq, wk, bk = weights[:4]
+        raw.append(np.stack([
+            mha_projections(x[b].astype(np.float64), wq, bq, wk, bk, 2, 16, use_rope=use_rope)
+            for b in range(len(LENGTHS))
+        ]))
+    _, passed = residual_logits(raw, "cumulative")
+    for index in range(3):
+        np.testing.assert_allclose(scores[index], passed[index], rtol=1e-4, atol=1e-5)
+
+
+def test_modes_give_different_models(tmp_path):
+    config_path = _config_file(tmp_path, GAU_CONFIG)
+    tokens, segments = padded_batch(LENGTHS, GAU_CONFIG["vocab_size"], seed=3)
+    outputs = {}
+    for mode in (None, "cumulative", "mean", "previous"):
+        tf.keras.utils.set_random_seed(5)
+        kwargs = {"residual_attention_scores": True, "residual_attention_mode": mode} if mode else {}
+        model = gau_alpha.build_transformer_model(config_path, **kwargs)
+        if outputs:
+            model.set_weights(first_weights)
+        else:
+            first_weights = model.get_weights()
+        outputs[mode] = model.predict([tokens, segments], verbose=0)
+    names = list(outputs)
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            assert np.abs(outputs[names[i]] - outputs[names[j]]).max() > 1e-4, (names[i], names[j])
+    with pytest.raises(ValueError, match="residual_attention_mode"):
+        gau_alpha.build_transformer_model(config_path, residual_attention_scores=True, residual_attention_mode="sum")
