@@ -195,7 +195,6 @@ def load_weights_strict(
     """
     import tensorflow as tf
 
-    source = checkpoint if isinstance(checkpoint, Mapping) else None
     tensors = _as_dict(checkpoint)
     triples, problems = _weights_with_names(transformer, mapping)
     pairs, used = [], set()
@@ -207,8 +206,8 @@ def load_weights_strict(
             )
             continue
         used.add(name)
-        value = transformer.load_variable(tensors if source is None else source, name)
-        value = np.asarray(value)
+        # the model's own load_variable applies keep_tokens / compound_tokens, transposes
+        value = np.asarray(transformer.load_variable(tensors, name))
         if tuple(value.shape) != tuple(weight.shape):
             problems.append(
                 "shape mismatch for variable %s: checkpoint %s, model %s (%s of layer %s)"
@@ -224,7 +223,7 @@ def load_weights_strict(
             for name in unused
         )
     if problems:
-        where = "" if source is not None else " %s" % checkpoint
+        where = "" if isinstance(checkpoint, Mapping) else " %s" % checkpoint
         raise CheckpointError(
             "checkpoint%s does not fit the model:\n  - %s" % (where, "\n  - ".join(problems))
         )
