@@ -1,0 +1,182 @@
+"""Training state on disk: per-epoch checkpoints, best weights, resuming.
+
+Layout under the run's output directory::
+
+    checkpoints/epoch-0001/model.npz       model weights (all of them, in model order)
+    checkpoints/epoch-0001/optimizer.npz   optimizer state (step counter, AdaFactor slots,
+                                           gradient-accumulation buffers)
+    checkpoints/epoch-0001/state.json      epochs done, history, best score, run settings,
+                                           data-order check
+    checkpoints/latest.json                {"epoch": 1, "directory": "epoch-0001"}
+    best/model.npz, best/best.json         weights of the best dev epoch so far
+
+Every file is written atomically (temporary file or directory, then
+``os.replace``); ``latest.json`` is replaced only after its checkpoint
+directory is complete, so an interruption at any moment leaves the previous
+checkpoint usable. Older epoch directories beyond the last ``keep`` are removed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .submission import write_atomically
+
+__all__ = [
+    "CheckpointError",
+    "save_arrays",
+    "load_arrays",
+    "save_model_weights",
+    "load_model_weights",
+    "create_optimizer_slots",
+    "save_checkpoint",
+    "latest_checkpoint",
+    "restore_checkpoint",
+    "write_json",
+]
+
+CHECKPOINTS = "checkpoints"
+LATEST = "latest.json"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, damaged or does not fit the model."""
+
+
+def write_json(path: Path, value: Any) -> Path:
+    """Write ``value`` as indented UTF-8 JSON, atomically."""
+    return write_atomically(path, [json.dumps(value, ensure_ascii=False, indent=2) + "\n"])
+
+
+def save_arrays(path: Path, arrays: Sequence[np.ndarray], names: Sequence[str]) -> Path:
+    """Save ``arrays`` (in order) with their ``names`` to an ``.npz`` file, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".%s." % path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            payload = {"array_%05d" % i: np.asarray(a) for i, a in enumerate(arrays)}
+            np.savez(handle, names=np.asarray(list(names), dtype=str), **payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_arrays(path: Path) -> Tuple[List[str], List[np.ndarray]]:
+    """The ``(names, arrays)`` saved by :func:`save_arrays`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError("%s: file not found" % path)
+    try:
+        with np.load(path) as data:
+            names = [str(n) for n in data["names"]]
+            arrays = [data["array_%05d" % i] for i in range(len(names))]
+    except (OSError, KeyError, ValueError) as error:
+        raise CheckpointError("%s: not a readable weights file (%s)" % (path, error)) from None
+    return names, arrays
+
+
+def _check_shapes(path: Path, what: str, names: Sequence[str], expected: Sequence[Any],
+                  arrays: Sequence[np.ndarray]) -> None:
+    if len(arrays) != len(expected):
+        raise CheckpointError(
+            "%s holds %d %s arrays but the model has %d: it was saved for a different model or task"
+            % (path, len(arrays), what, len(expected))
+        )
+    for index, (name, variable, array) in enumerate(zip(names, expected, arrays)):
+        if tuple(variable.shape) != tuple(array.shape):
+            raise CheckpointError(
+                "%s: %s array %d (%s) has shape %s, the model expects %s"
+                % (path, what, index, name, tuple(array.shape), tuple(variable.shape))
+            )
+
+
+def save_model_weights(path: Path, model: Any) -> Path:
+    """All weights of ``model`` (trainable and not), in model order, to ``path``."""
+    return save_arrays(path, model.get_weights(), [w.name for w in model.weights])
+
+
+def load_model_weights(path: Path, model: Any) -> None:
+    """Load weights saved by :func:`save_model_weights` (count and shapes checked)."""
+    names, arrays = load_arrays(path)
+    _check_shapes(Path(path), "weight", names, model.weights, arrays)
+    model.set_weights(arrays)
+
+
+def create_optimizer_slots(optimizer: Any, model: Any) -> None:
+    """Create the optimizer's step counter and slots now (they are normally created
+    at the first step), so a saved state can be loaded into them."""
+    optimizer._create_all_weights(model.trainable_variables)
+
+
+def save_checkpoint(output_dir: Path, epoch: int, model: Any, optimizer: Any, state: Dict[str, Any],
+                    keep: int = 2) -> Path:
+    """Save the state after ``epoch`` epochs (1-based count) and point ``latest.json`` at it.
+
+    Returns:
+        the checkpoint directory.
+    """
+    root = Path(output_dir) / CHECKPOINTS
+    root.mkdir(parents=True, exist_ok=True)
+    name = "epoch-%04d" % epoch
+    staging = Path(tempfile.mkdtemp(dir=root, prefix=".%s." % name))
+    try:
+        os.chmod(staging, 0o755)
+        save_model_weights(staging / "model.npz", model)
+        save_arrays(staging / "optimizer.npz", optimizer.get_weights(), [w.name for w in optimizer.weights])
+        write_json(staging / "state.json", dict(state, epoch=epoch))
+        final = root / name
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    write_json(root / LATEST, {"epoch": epoch, "directory": name})
+    epochs = sorted(p for p in root.glob("epoch-*") if p.is_dir())
+    for old in epochs[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(output_dir: Path) -> Optional[Tuple[Path, Dict[str, Any]]]:
+    """``(directory, state)`` of the newest complete checkpoint, or None if there is none.
+
+    Raises:
+        CheckpointError: ``latest.json`` exists but is unreadable or points nowhere.
+    """
+    root = Path(output_dir) / CHECKPOINTS
+    pointer = root / LATEST
+    if not pointer.is_file():
+        return None
+    try:
+        latest = json.loads(pointer.read_text(encoding="utf-8"))
+        directory = root / latest["directory"]
+        state = json.loads((directory / "state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise CheckpointError("%s: damaged checkpoint pointer or state (%s)" % (pointer, error)) from None
+    return directory, state
+
+
+def restore_checkpoint(directory: Path, model: Any, optimizer: Any) -> None:
+    """Load model weights and optimizer state from a checkpoint directory.
+
+    The optimizer's slots must exist (:func:`create_optimizer_slots`).
+    """
+    directory = Path(directory)
+    load_model_weights(directory / "model.npz", model)
+    names, arrays = load_arrays(directory / "optimizer.npz")
+    _check_shapes(directory / "optimizer.npz", "optimizer", names, optimizer.weights, arrays)
+    optimizer.set_weights(arrays)
