@@ -32,7 +32,7 @@ import os
 import random
 import sys
 import types
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, List
 
 ADAPTATIONS: List[str] = [
     "environment",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, List, Tuple
 
 import numpy as np
 

@@ -23,7 +23,7 @@ always added after the residual sum and never passed on.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -162,6 +162,21 @@ def normalize_attention(
         return tf.cast(tf.square(tf.nn.relu(x)) / n, out_dtype)
     x = x * softmax_plus_factor(n, min_length, base_length)
     return tf.cast(masked_softmax(x, visible), out_dtype)
+
+
+def split_extra_inputs(
+    inputs: Sequence[tf.Tensor], start: int, a_bias: Any, p_bias: Optional[str], r_scores: Any
+) -> Tuple[Optional[tf.Tensor], Optional[tf.Tensor], Optional[tf.Tensor]]:
+    """The optional inputs after the ``start`` q/k/v inputs, in bert4keras's order:
+    (attention bias if ``a_bias``, sinusoid table if ``p_bias='rotary'``, previous residual
+    scores if ``r_scores``); None for each one absent."""
+    if p_bias not in (None, "rotary"):
+        raise ValueError("attention layers here support p_bias=None or 'rotary', got %r" % (p_bias,))
+    extras, n = [], start
+    for present in (a_bias, p_bias == "rotary", r_scores):
+        extras.append(inputs[n] if present else None)
+        n += 1 if present else 0
+    return extras[0], extras[1], extras[2]
 
 
 def _clone_initializer(initializer: Any) -> Any:
@@ -312,16 +327,7 @@ class GatedAttentionUnit(keras_layers.Layer):
     @recompute_grad
     def call(self, inputs, mask=None, a_bias=None, p_bias=None, r_scores=None, training=None):
         inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
-        n = 1 if self.self_attention else 3
-        bias = sinusoid = previous = None
-        if a_bias:
-            bias, n = inputs[n], n + 1
-        if p_bias == "rotary":
-            sinusoid, n = inputs[n], n + 1
-        elif p_bias is not None:
-            raise ValueError("GatedAttentionUnit supports p_bias='rotary' only, got %r" % (p_bias,))
-        if r_scores:
-            previous = inputs[n]
+        bias, sinusoid, previous = split_extra_inputs(inputs, 1 if self.self_attention else 3, a_bias, p_bias, r_scores)
         if self.self_attention:
             key_mask = _first(mask, 0)
             hidden = self.i_dense(inputs[0])
@@ -442,16 +448,7 @@ class ResidualMultiHeadAttention(_Bert4kerasMultiHeadAttention):
         if self.residual_attention is None:
             return super().call(inputs, mask=mask, a_bias=a_bias, p_bias=p_bias)
         q, k, v = inputs[:3]
-        n = 3
-        bias = sinusoid = previous = None
-        if a_bias:
-            bias, n = inputs[n], n + 1
-        if p_bias == "rotary":
-            sinusoid, n = inputs[n], n + 1
-        elif p_bias is not None:
-            raise ValueError("residual attention supports p_bias=None or 'rotary', got %r" % (p_bias,))
-        if r_scores:
-            previous = inputs[n]
+        bias, sinusoid, previous = split_extra_inputs(inputs, 3, a_bias, p_bias, r_scores)
         key_mask = _first(mask, 2)
         qw = self._heads(self.q_dense(q), self.key_size)
         kw = self._heads(self.k_dense(k), self.key_size)

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
+from gau_alpha.atomic import replace_directory, write_text_atomic
 from gau_alpha.paths import RELEASE_CONFIG, RELEASE_MANIFEST, RELEASE_NAME, RELEASE_VOCAB
 
 log = logging.getLogger(__name__)
@@ -261,24 +262,12 @@ def dumps_manifest(manifest: Mapping[str, Any]) -> str:
     return text.replace(json.dumps(placeholder), "[\n" + rows + "\n    ]") + "\n"
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_manifest(path: PathLike = RELEASE_MANIFEST) -> dict[str, Any]:
     """(Re)generate the base release's manifest from the bundled config and vocab."""
     config = json.loads(RELEASE_CONFIG.read_text(encoding="utf-8"))
     manifest = build_manifest(config, RELEASE_VOCAB, sources=RELEASE_SOURCES,
                               notes=RELEASE_NOTES)
-    _write_text_atomic(Path(path), dumps_manifest(manifest))
+    write_text_atomic(Path(path), dumps_manifest(manifest))
     return manifest
 
 
@@ -644,20 +633,6 @@ def _unpack(archive: Path, target: Path, label: str) -> Path:
     return target
 
 
-def _install(source: Path, dest: Path, staging: Path) -> None:
-    """Move ``source`` to ``dest``; an existing ``dest`` is swapped out via ``staging``."""
-    if not dest.exists() and not dest.is_symlink():
-        os.replace(source, dest)
-        return
-    old = staging / "previous"
-    os.replace(dest, old)
-    try:
-        os.replace(source, dest)
-    except BaseException:
-        os.replace(old, dest)
-        raise
-
-
 def _download_and_install(
     url: str, dest: Path, sha256: Optional[str], overwrite: bool, progress: bool, timeout: float
 ) -> None:
@@ -677,7 +652,7 @@ def _download_and_install(
                 f"sha256 of the archive from {url} is {digest}, expected {expected_sha}"
             )
         root = _unpack(archive, staging / "unpacked", f"archive from {url}")
-        _install(root, dest, staging)
+        replace_directory(root, dest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

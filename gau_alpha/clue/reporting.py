@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
 from .state import write_json
+from gau_alpha.atomic import atomic_file
+
 from .submission import write_atomically
 
 __all__ = ["METRICS_JSON", "METRICS_CSV", "CURVE_PNG", "write_metrics", "plot_history"]
@@ -79,15 +79,6 @@ def plot_history(path: Path, history: Sequence[Dict[str, Any]], main_metric: str
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".%s." % path.name, suffix=".png")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            figure.savefig(handle, format="png")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path, "wb") as handle:
+        figure.savefig(handle, format="png")
     return path

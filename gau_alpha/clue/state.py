@@ -26,6 +26,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from gau_alpha.atomic import atomic_file
+
 from .submission import write_atomically
 
 __all__ = [
@@ -56,21 +58,9 @@ def write_json(path: Path, value: Any) -> Path:
 
 def save_arrays(path: Path, arrays: Sequence[np.ndarray], names: Sequence[str]) -> Path:
     """Save ``arrays`` (in order) with their ``names`` to an ``.npz`` file, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".%s." % path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            payload = {"array_%05d" % i: np.asarray(a) for i, a in enumerate(arrays)}
-            np.savez(handle, names=np.asarray(list(names), dtype=str), **payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    payload = {"array_%05d" % i: np.asarray(a) for i, a in enumerate(arrays)}
+    with atomic_file(path, "wb") as handle:
+        np.savez(handle, names=np.asarray(list(names), dtype=str), **payload)
     return path
 
 

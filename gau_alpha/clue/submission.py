@@ -34,13 +34,12 @@ file is removed and no (partial) submission file is left behind.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import numbers
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Sequence, Type, Union
+
+from gau_alpha.atomic import atomic_file
 
 from .entities import check_entity_label
 from .errors import ClueSubmissionError
@@ -102,22 +101,10 @@ def write_atomically(path: PathLike, chunks: Iterable[str]) -> Path:
     ``chunks`` iterator raising), the temporary file is deleted, ``path`` is left
     as it was, and the exception propagates.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-    return path
+    with atomic_file(path, "w", encoding="utf-8", newline="\n") as handle:
+        for chunk in chunks:
+            handle.write(chunk)
+    return Path(path)
 
 
 def _check_examples(task: str, examples: Sequence[Any], predictions: Sequence[Any]) -> None:

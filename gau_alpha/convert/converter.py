@@ -24,6 +24,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Dict, List, Optional
 
+from gau_alpha.atomic import replace_directory
 from gau_alpha.convert import keras_format, tf1_format, torch_format
 from gau_alpha.convert.bundle import CheckpointBundle, ConversionError, PathLike
 from gau_alpha.convert.verify import ConversionReport, check_identical, directory_bytes, directory_listing
@@ -115,24 +116,6 @@ def _default_permissions(directory: Path) -> None:
         os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
 
 
-def _swap_in(tmp: Path, dst: Path) -> None:
-    """Rename ``tmp`` to ``dst``; an existing ``dst`` is moved aside and removed only once
-    the new one is in place."""
-    if not dst.exists():
-        os.replace(tmp, dst)
-        return
-    aside = Path(tempfile.mkdtemp(prefix=".%s.old-" % dst.name, dir=dst.parent))
-    old = aside / dst.name
-    os.replace(dst, old)
-    try:
-        os.replace(tmp, dst)
-    except BaseException:
-        os.replace(old, dst)
-        shutil.rmtree(aside, ignore_errors=True)
-        raise
-    shutil.rmtree(aside, ignore_errors=True)
-
-
 def convert(
     src: PathLike,
     dst: PathLike,
@@ -182,7 +165,7 @@ def convert(
         )
         del written
         _default_permissions(tmp)
-        _swap_in(tmp, dst)
+        replace_directory(tmp, dst)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
