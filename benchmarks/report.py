@@ -180,26 +180,8 @@ def _skip_reason(results, model, mode, length) -> Optional[str]:
     return None
 
 
-def throughput_table(results: Dict[str, Any], mode: str) -> str:
-    lengths = lengths_of(results, mode)
-    header = "| model | " + " | ".join("%d" % n for n in lengths) + " |"
-    lines = [header, "|---|" + "---:|" * len(lengths)]
-    for model in models_of(results):
-        entries = []
-        for length in lengths:
-            record = cell(results, model, mode, length)
-            if record is None:
-                entries.append(_skip_reason(results, model, mode, length) or "")
-                continue
-            r = ratio(results, model, BASELINE, mode, length, "tokens_per_second")
-            entries.append("%s (%sx)" % (_fmt(record["tokens_per_second"]), _fmt(r, 2)) if r else
-                           _fmt(record["tokens_per_second"]))
-        lines.append("| %s | %s |" % (LABELS.get(model, model), " | ".join(entries)))
-    return "\n".join(lines)
-
-
-def memory_table(results: Dict[str, Any], mode: str) -> str:
-    key = memory_key(results)
+def ratio_table(results: Dict[str, Any], mode: str, key: str) -> str:
+    """Markdown table of ``key`` per model and length, each with its ratio to the baseline."""
     lengths = lengths_of(results, mode)
     lines = ["| model | " + " | ".join("%d" % n for n in lengths) + " |", "|---|" + "---:|" * len(lengths)]
     for model in models_of(results):
@@ -210,11 +192,18 @@ def memory_table(results: Dict[str, Any], mode: str) -> str:
                 entries.append(_skip_reason(results, model, mode, length) or "")
                 continue
             r = ratio(results, model, BASELINE, mode, length, key)
-            value = record.get(key)
-            text = _fmt(value)
+            text = _fmt(record.get(key))
             entries.append("%s (%sx)" % (text, _fmt(r, 2)) if r else text)
         lines.append("| %s | %s |" % (LABELS.get(model, model), " | ".join(entries)))
     return "\n".join(lines)
+
+
+def throughput_table(results: Dict[str, Any], mode: str) -> str:
+    return ratio_table(results, mode, "tokens_per_second")
+
+
+def memory_table(results: Dict[str, Any], mode: str) -> str:
+    return ratio_table(results, mode, memory_key(results))
 
 
 def efficiency_table(results: Dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
+from gau_alpha.atomic import replace_directory
 from gau_alpha.paths import RELEASE_VOCAB
 
 __all__ = ["SMALL_RANDOM_CONFIG", "ModelFiles", "model_files", "create_random_model_dir", "build_encoder"]
@@ -116,9 +117,7 @@ def create_random_model_dir(
         transformer.save_weights_as_checkpoint(str(staging / "bert_model.ckpt"))
         del transformer
         tf.keras.backend.clear_session()
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(staging, directory)
+        replace_directory(staging, directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from gau_alpha.atomic import atomic_file
+from gau_alpha.atomic import atomic_file, replace_directory
 
 from .submission import write_atomically
 
@@ -128,9 +128,7 @@ def save_checkpoint(output_dir: Path, epoch: int, model: Any, optimizer: Any, st
         save_arrays(staging / "optimizer.npz", optimizer.get_weights(), [w.name for w in optimizer.weights])
         write_json(staging / "state.json", dict(state, epoch=epoch))
         final = root / name
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(staging, final)
+        replace_directory(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
