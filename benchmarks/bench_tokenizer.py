@@ -26,7 +26,7 @@ from datetime import datetime, timezone  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Callable, Dict, List, Optional, Sequence, Tuple  # noqa: E402
 
-from gau_alpha.paths import CLUE_SAMPLES_DIR  # noqa: E402
+from gau_alpha.resources import CLUE_SAMPLES_DIR  # noqa: E402
 from gau_alpha.tokenization import load_tokenizer  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "tokenizer.json"

@@ -48,7 +48,7 @@ from gau_alpha.clue.model_dir import SMALL_RANDOM_CONFIG, build_encoder, create_
 from gau_alpha.clue.span_task import locate_answer  # noqa: E402
 from gau_alpha.clue.tasks import get_task  # noqa: E402
 from gau_alpha.clue.training import epoch_batches, make_optimizer  # noqa: E402
-from gau_alpha.paths import CLUE_SAMPLES_DIR, RELEASE_CONFIG  # noqa: E402
+from gau_alpha.resources import CLUE_SAMPLES_DIR, RELEASE_CONFIG  # noqa: E402
 from gau_alpha.tokenization import load_tokenizer  # noqa: E402
 
 TASKS = ("tnews", "cmrc2018")

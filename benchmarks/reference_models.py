@@ -19,7 +19,7 @@ from typing import Any, Dict, Optional
 
 from benchmarks.common import REPO_ROOT
 
-# gau_alpha.paths.RELEASE_CONFIG, without importing gau_alpha (which imports TensorFlow) here
+# gau_alpha.resources.RELEASE_CONFIG, without importing gau_alpha (which imports TensorFlow) here
 RELEASE_CONFIG = REPO_ROOT / "weights" / "chinese_GAU-alpha-char_L-24_H-768" / "bert_config.json"
 
 MODEL_NAMES = ("reference", "gau_alpha", "gau_alpha_xla", "roformer_v2", "bert")

@@ -1,4 +1,4 @@
-"""Atomic file and directory writes: a reader never sees a half-written output.
+"""Atomic file and directory writes (the project's one writer of files, JSON included): a reader never sees a half-written output.
 
 Files are written to a temporary file in the destination's directory, flushed, synced and
 renamed over the destination (``os.replace``); on any error the temporary file is removed and
@@ -8,11 +8,12 @@ the same file system) and swapped in by :func:`replace_directory`.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import IO, Iterator, Union
+from typing import IO, Any, Iterator, Union
 
 PathLike = Union[str, os.PathLike]
 
@@ -49,6 +50,11 @@ def write_text_atomic(path: PathLike, text: str) -> Path:
     with atomic_file(path, "w", encoding="utf-8", newline="\n") as handle:
         handle.write(text)
     return Path(path)
+
+
+def write_json(path: PathLike, value: Any, *, indent: int = 2) -> Path:
+    """Write ``value`` as UTF-8 JSON (non-ASCII kept, a final newline) to ``path`` atomically."""
+    return write_text_atomic(path, json.dumps(value, ensure_ascii=False, indent=indent) + "\n")
 
 
 def replace_directory(source: PathLike, dest: PathLike) -> None:

@@ -22,9 +22,7 @@ CheckpointLike = Union[str, os.PathLike, Mapping[str, np.ndarray]]
 DEFAULT_PREFIX_NAME = "bert_model.ckpt"
 
 
-class CheckpointError(ValueError):
-    """A checkpoint cannot be read, or does not fit the model. The message names the file
-    or every offending variable."""
+from gau_alpha.errors import CheckpointError  # noqa: E402  (re-exported: gau_alpha.checkpoints.CheckpointError)
 
 
 def checkpoint_prefix(path: Union[str, os.PathLike]) -> str:

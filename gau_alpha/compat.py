@@ -1,6 +1,7 @@
 """The one place that adapts bert4keras 0.11.5 to modern TensorFlow (2.16+ with tf-keras).
 
-``import gau_alpha`` runs :func:`apply` once. Every adaptation below is listed in
+:func:`apply` runs once, when ``bert4keras`` is first imported after ``import gau_alpha`` (an
+import hook in ``gau_alpha/__init__.py``) or when a model module of this package is imported. Every adaptation below is listed in
 ``ADAPTATIONS`` and has a test in ``tests/test_compat.py``. Numbers refer to the table in
 ``docs/compat.md``.
 
@@ -47,6 +48,7 @@ ADAPTATIONS: List[str] = [
 ]
 
 _applied = False
+_applying = False
 
 
 class KerasVersionError(RuntimeError):
@@ -349,10 +351,19 @@ def _patch_tied_embedding(layers: types.ModuleType) -> None:
 
 
 def apply() -> None:
-    """Apply every adaptation once (idempotent). Called by ``import gau_alpha``."""
-    global _applied
-    if _applied:
-        return
+    """Apply every adaptation once (idempotent; see the module docstring for when it runs)."""
+    global _applied, _applying
+    if _applied or _applying:
+        return  # done, or bert4keras is being imported by apply() itself
+    _applying = True
+    try:
+        _apply_all()
+        _applied = True
+    finally:
+        _applying = False
+
+
+def _apply_all() -> None:
     _configure_environment()
     _install_distutils_shim()
     if "bert4keras.layers" in sys.modules and "bert4keras.backend" in sys.modules:
@@ -374,4 +385,3 @@ def apply() -> None:
     _fix_adafactor_learning_rate(optimizers)
     _patch_transformer(models, layers)
     _patch_tied_embedding(layers)
-    _applied = True

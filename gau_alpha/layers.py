@@ -25,8 +25,12 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, Optional, Sequence, Tuple
 
-import numpy as np
-import tensorflow as tf
+from gau_alpha import compat
+
+compat.apply()
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 from bert4keras.layers import MultiHeadAttention as _Bert4kerasMultiHeadAttention
 from tf_keras import activations, initializers, layers as keras_layers
 

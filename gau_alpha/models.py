@@ -16,7 +16,11 @@ import logging
 import os
 from typing import Any, Dict, List, Optional, Union
 
-import tensorflow as tf
+from gau_alpha import compat, spec
+
+compat.apply()
+
+import tensorflow as tf  # noqa: E402
 from bert4keras import models as b4k_models
 from bert4keras.layers import Add, Dropout, LayerNormalization
 from bert4keras.layers import MultiHeadAttention as _Bert4kerasMultiHeadAttention
@@ -175,23 +179,17 @@ class GAU_alpha(ResidualAttentionMixin, b4k_models.RoFormerV2):
         )
 
     def variable_mapping(self) -> Dict[str, List[str]]:
-        """Keras layer name -> TF1 variable names of the released checkpoint."""
-        mapping = {
-            "Embedding-Token": ["bert/embeddings/word_embeddings"],
-            "Embedding-Segment": ["bert/embeddings/token_type_embeddings"],
-        }
-        if self.embedding_size != self.hidden_size:
-            mapping["Embedding-Mapping"] = ["bert/encoder/embedding_hidden_mapping_in/kernel"]
-            mapping["Output-Mapping"] = ["bert/encoder/output_mapping/kernel"]
-        for i in range(self.num_hidden_layers):
-            prefix = "GAU_alpha/encoder/layer_%d/gau/" % i
-            mapping["Transformer-%d-GatedAttentionUnit" % i] = [
-                prefix + "i_dense/kernel",
-                prefix + "q_scaleoffset/gamma",
-                prefix + "k_scaleoffset/gamma",
-                prefix + "o_dense/kernel",
-            ]
-        return mapping
+        """Keras layer name -> TF1 variable names of the released checkpoint (see :mod:`gau_alpha.spec`)."""
+        return spec.variable_mapping(self.dims)
+
+    @property
+    def dims(self) -> spec.ModelDims:
+        """The sizes that fix the checkpoint's tensors."""
+        return spec.ModelDims(
+            vocab_size=self.vocab_size, hidden_size=self.hidden_size, intermediate_size=self.intermediate_size,
+            attention_key_size=self.attention_key_size, num_hidden_layers=self.num_hidden_layers,
+            type_vocab_size=self.segment_vocab_size, embedding_size=self.embedding_size,
+        )
 
 
 class ResidualBERT(ResidualAttentionMixin, b4k_models.BERT):

@@ -47,7 +47,7 @@ import unicodedata
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from gau_alpha.paths import RELEASE_VOCAB
+from gau_alpha.resources import RELEASE_VOCAB
 
 PathLike = Union[str, Path]
 Encoded = Tuple[List[int], List[int]]
@@ -88,7 +88,7 @@ def load_vocab(path: Optional[PathLike] = None) -> Dict[str, int]:
     after a duplicate, bad files raise.
 
     Args:
-        path: the file; default the release vocab (:data:`gau_alpha.paths.RELEASE_VOCAB`).
+        path: the file; default the release vocab (:data:`gau_alpha.resources.RELEASE_VOCAB`).
 
     Returns:
         ``{token: id}`` with ids ``0 .. n-1``.
@@ -126,7 +126,7 @@ def load_tokenizer(vocab_path: Optional[PathLike] = None, fast: bool = False):
     """The tokenizer GAU-alpha was trained with, for ``vocab_path`` (default: the release).
 
     Args:
-        vocab_path: a ``vocab.txt``; default :data:`gau_alpha.paths.RELEASE_VOCAB`.
+        vocab_path: a ``vocab.txt``; default :data:`gau_alpha.resources.RELEASE_VOCAB`.
         fast: ``False``: bert4keras's ``Tokenizer(vocab, do_lower_case=True)`` (the
             reference; imports TensorFlow through bert4keras). ``True``: a
             :class:`FastTokenizer` with the same ids.

@@ -37,7 +37,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 from gau_alpha.atomic import replace_directory, write_text_atomic
-from gau_alpha.paths import RELEASE_CONFIG, RELEASE_MANIFEST, RELEASE_NAME, RELEASE_VOCAB
+from gau_alpha.resources import RELEASE_CONFIG, RELEASE_MANIFEST, RELEASE_NAME, RELEASE_VOCAB
 
 log = logging.getLogger(__name__)
 

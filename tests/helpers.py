@@ -9,36 +9,16 @@ from typing import Dict, Sequence, Tuple
 import numpy as np
 
 import gau_alpha
-from gau_alpha.paths import RELEASE_CONFIG, RELEASE_VOCAB
+import gau_alpha.model_dir
+from gau_alpha.spec import ModelDims, tensor_shapes
+from gau_alpha.resources import RELEASE_CONFIG, RELEASE_VOCAB
 
-TINY_CONFIG = {
-    "hidden_act": "swish",
-    "hidden_size": 64,
-    "hidden_dropout_prob": 0.1,
-    "attention_probs_dropout_prob": 0.1,
-    "num_attention_heads": 1,
-    "attention_key_size": 16,
-    "intermediate_size": 128,
-    "num_hidden_layers": 2,
-    "type_vocab_size": 2,
-    "vocab_size": 12000,
-}
+TINY_CONFIG = dict(gau_alpha.model_dir.TINY_CONFIG)
 
 
 def release_tensor_shapes(config: Dict) -> Dict[str, Tuple[int, ...]]:
     """TF1 variable name -> shape of a GAU-alpha checkpoint in the release layout."""
-    h, e, s = config["hidden_size"], config["intermediate_size"], config["attention_key_size"]
-    shapes = {
-        "bert/embeddings/word_embeddings": (config["vocab_size"], h),
-        "bert/embeddings/token_type_embeddings": (config["type_vocab_size"], h),
-    }
-    for i in range(config["num_hidden_layers"]):
-        p = "GAU_alpha/encoder/layer_%d/gau/" % i
-        shapes[p + "i_dense/kernel"] = (h, 2 * e + s)
-        shapes[p + "o_dense/kernel"] = (e, h)
-        shapes[p + "q_scaleoffset/gamma"] = (s,)
-        shapes[p + "k_scaleoffset/gamma"] = (s,)
-    return shapes
+    return tensor_shapes(ModelDims.from_config(config))
 
 
 def random_release_tensors(config: Dict, seed: int = 0) -> Dict[str, np.ndarray]:

@@ -30,7 +30,7 @@ from gau_alpha.clue import (
     load_split,
     split_files,
 )
-from gau_alpha.paths import CLUE_SAMPLES_DIR
+from gau_alpha.resources import CLUE_SAMPLES_DIR
 
 D = CLUE_SAMPLES_DIR
 

@@ -13,7 +13,7 @@ from gau_alpha.clue import (
     load_split,
 )
 from gau_alpha.clue.metrics import cmrc_remove_punctuation, longest_common_substring_length
-from gau_alpha.paths import CLUE_SAMPLES_DIR as D
+from gau_alpha.resources import CLUE_SAMPLES_DIR as D
 
 
 @pytest.fixture(scope="module")

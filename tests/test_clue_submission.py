@@ -18,7 +18,7 @@ from gau_alpha.clue import (
     write_atomically,
     write_submission,
 )
-from gau_alpha.paths import CLUE_SAMPLES_DIR as D
+from gau_alpha.resources import CLUE_SAMPLES_DIR as D
 
 CLASSIFICATION = ("iflytek", "tnews", "afqmc", "cmnli", "ocnli", "wsc", "csl")
 

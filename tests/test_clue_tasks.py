@@ -32,7 +32,7 @@ from gau_alpha.clue.runner import SAMPLE_EPOCHS, SCRATCH_EPOCHS, SCRATCH_LEARNIN
 from gau_alpha.clue.span_task import char_span_to_tokens, locate_answer
 from gau_alpha.clue.tasks import RECIPE_DEFAULTS, TASK_NAMES, get_task
 from gau_alpha.clue.text_tasks import WSC_MARKERS, mark_wsc_spans
-from gau_alpha.paths import CLUE_SAMPLES_DIR, RELEASE_VOCAB
+from gau_alpha.resources import CLUE_SAMPLES_DIR, RELEASE_VOCAB
 from gau_alpha.tokenization import load_tokenizer
 
 TINY_CONFIG = {

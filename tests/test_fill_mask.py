@@ -5,7 +5,7 @@ import pytest
 import gau_alpha
 from bert4keras.tokenizers import Tokenizer
 from gau_alpha.fill_mask import encode_with_masks, fill_mask
-from gau_alpha.paths import RELEASE_VOCAB
+from gau_alpha.resources import RELEASE_VOCAB
 from helpers import TINY_CONFIG, write_release_dir
 
 

@@ -9,7 +9,7 @@ import gau_alpha
 from bert4keras.optimizers import AdaFactor
 from bert4keras.snippets import sequence_padding
 from bert4keras.tokenizers import Tokenizer
-from gau_alpha.paths import CLUE_SAMPLES_DIR, RELEASE_VOCAB
+from gau_alpha.resources import CLUE_SAMPLES_DIR, RELEASE_VOCAB
 from helpers import TINY_CONFIG, write_release_dir
 
 

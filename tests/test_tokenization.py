@@ -16,7 +16,7 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from gau_alpha.paths import CLUE_SAMPLES_DIR, RELEASE_VOCAB  # noqa: E402
+from gau_alpha.resources import CLUE_SAMPLES_DIR, RELEASE_VOCAB  # noqa: E402
 from gau_alpha.tokenization import (  # noqa: E402
     FastTokenizer,
     _not_plain,

@@ -21,7 +21,7 @@ import pytest
 import tensorflow as tf
 
 from gau_alpha import cli, weights
-from gau_alpha.paths import RELEASE_CONFIG, RELEASE_MANIFEST, RELEASE_VOCAB
+from gau_alpha.resources import RELEASE_CONFIG, RELEASE_MANIFEST, RELEASE_VOCAB
 
 
 DATA = "bert_model.ckpt.data-00000-of-00001"

@@ -149,16 +149,16 @@ def _prepare_output(options: RunOptions, chief: bool = True) -> Optional[Dict[st
 def _model_files(options: RunOptions, resuming: bool, chief: bool = True):
     """The model directory's files; without ``--model-dir``, the small random model
     under the output directory (created unless resuming with it in place)."""
-    from .model_dir import create_random_model_dir, model_files
+    from gau_alpha.model_dir import create_random_model_dir, open_model_dir
 
     if options.model_dir is not None:
         try:
-            return model_files(options.model_dir)
+            return open_model_dir(options.model_dir)
         except FileNotFoundError as error:
             raise RunError(str(error)) from None
     directory = options.output_dir / RANDOM_MODEL_DIR
     if resuming and directory.is_dir():
-        return model_files(directory)
+        return open_model_dir(directory)
     if not chief:
         raise RunError("--strategy multiworker with several workers needs --model-dir")
     _say("no --model-dir: creating a small random GAU-alpha in %s (a smoke run: its scores mean nothing; "
@@ -195,7 +195,7 @@ def _build_model(task: Task, files: Any, options: RunOptions, strategy: Any):
     """``(model, optimizer, params)`` built under the strategy, seeded with ``options.seed``."""
     import tensorflow as tf
 
-    from .model_dir import build_encoder
+    from gau_alpha.model_dir import build_encoder
     from .training import make_optimizer, seed_everything
 
     tf.keras.backend.clear_session()

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from gau_alpha.paths import CLUE_SAMPLES_DIR
+from gau_alpha.resources import CLUE_SAMPLES_DIR
 
 from .errors import ClueDataError, ClueSubmissionError
 from .labels import TASKS, canonical_task
