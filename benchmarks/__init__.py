@@ -7,5 +7,8 @@
 - ``report``: README tables, plot and claim verdicts from a ``results.json``;
 - ``worker``, ``reference_models``, ``common``: building blocks of ``run``.
 
+Run them from the repository root: the reference GAU-alpha is the tests' parity oracle,
+imported as ``tests.reference``.
+
 See docs/benchmarks.md.
 """

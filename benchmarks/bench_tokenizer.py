@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("TF_KERAS", "1")
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before gau_alpha (which sets the tf-keras switches)
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -26,6 +24,7 @@ from datetime import datetime, timezone  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Callable, Dict, List, Optional, Sequence, Tuple  # noqa: E402
 
+from gau_alpha.atomic import write_json  # noqa: E402
 from gau_alpha.resources import CLUE_SAMPLES_DIR  # noqa: E402
 from gau_alpha.tokenization import load_tokenizer  # noqa: E402
 
@@ -185,8 +184,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         "results": rows,
         "markdown": table,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json(args.out, result)
     print("wrote %s" % args.out)
     return result
 

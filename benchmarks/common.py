@@ -4,7 +4,6 @@ the analytic FLOP counts. No TensorFlow import here (the orchestrating process s
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import platform
 import statistics
@@ -195,13 +194,19 @@ def matmul_flops(rows: int, inner: int, columns: int) -> float:
     return 2.0 * rows * inner * columns
 
 
-# --------------------------------------------------------------------------- files
-def write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+# ------------------------------------------------------------------------ processes
+def module_command(module: str, arguments: Sequence[str] = ()) -> List[str]:
+    """``python -m module arguments...`` with this interpreter. Run it with ``cwd=REPO_ROOT``
+    (:func:`child_environment`): the repository root is then first on the child's ``sys.path``,
+    so ``benchmarks`` and the test oracles (``tests.reference``) import from the checkout."""
+    return [sys.executable, "-m", module, *arguments]
 
 
-def python_executable() -> str:
-    return sys.executable
+def child_environment(defaults: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """This process's environment for a benchmark subprocess, with ``defaults`` (and a quiet
+    TensorFlow C++ log) where the caller has not set them."""
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    for key, value in (defaults or {}).items():
+        env.setdefault(key, value)
+    return env

@@ -1,8 +1,9 @@
 """End-to-end fine-tuning throughput: our CLUE pipeline against the CLUE-bert4keras way.
 
-Both pipelines train the *same* Keras model with the *same* compiled train step (one
-``tf.function`` with fully dynamic shapes, traced before timing) and the recipe's
-AdaFactor; only the data path differs:
+Both pipelines train the *same* Keras model with the *same* compiled train step, the
+package's own (:class:`gau_alpha.clue.training.Trainer`'s ``tf.function`` with fully dynamic
+shapes, traced once before timing), and the recipe's AdaFactor (``make_optimizer``); only
+the data path differs:
 
 - reference (as bojone/CLUE-bert4keras does it): records prepared once (cmrc2018: the
   recipe's character-level sliding windows), then every epoch a bert4keras ``DataGenerator``
@@ -17,7 +18,7 @@ Epochs of the two pipelines alternate (reference, ours, ours, reference, ...); t
 epoch time of each is reported with its padding fraction. Records are replicated to make an
 epoch long enough to time (each copy is encoded on its own, so no cache spans copies).
 
-    python -m benchmarks.e2e [--quick] [--tasks tnews cmrc2018] [--model small|base] [--json PATH]
+    python -m benchmarks.e2e [--quick] [--tasks tnews cmrc2018] [--model tiny|base] [--json PATH]
 """
 from __future__ import annotations
 
@@ -26,7 +27,6 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
@@ -41,14 +41,15 @@ import tensorflow as tf  # noqa: E402
 from bert4keras.snippets import DataGenerator, lowercase_and_normalize, sequence_padding  # noqa: E402
 
 from benchmarks import common  # noqa: E402
-from gau_alpha.clue.base import TaskParams  # noqa: E402
-from gau_alpha.clue.features import collate_inputs  # noqa: E402
+from gau_alpha.atomic import write_json  # noqa: E402
+from gau_alpha.clue.tasks import TaskParams  # noqa: E402
+from gau_alpha.clue.features import Feature, collate_inputs  # noqa: E402
 from gau_alpha.clue.loaders import load_split  # noqa: E402
-from gau_alpha.clue.model_dir import SMALL_RANDOM_CONFIG, build_encoder, create_random_model_dir  # noqa: E402
-from gau_alpha.clue.span_task import locate_answer  # noqa: E402
+from gau_alpha.clue.tasks.span import locate_answer  # noqa: E402
 from gau_alpha.clue.tasks import get_task  # noqa: E402
-from gau_alpha.clue.training import epoch_batches, make_optimizer  # noqa: E402
-from gau_alpha.resources import CLUE_SAMPLES_DIR, RELEASE_CONFIG  # noqa: E402
+from gau_alpha.clue.training import Trainer, epoch_batches, make_optimizer, make_strategy, seed_everything  # noqa: E402
+from gau_alpha.model_dir import TINY_CONFIG, ModelDir, build_encoder, create_random_model_dir, read_config  # noqa: E402
+from gau_alpha.resources import RELEASE_CONFIG, clue_sample_dir  # noqa: E402
 from gau_alpha.tokenization import load_tokenizer  # noqa: E402
 
 TASKS = ("tnews", "cmrc2018")
@@ -64,7 +65,7 @@ def load_examples(task: str) -> List[Any]:
     one article, so the official trial set stands in for training data; dev stays unused)."""
     examples: List[Any] = []
     for split in SPLITS[task]:
-        examples.extend(load_split(task, CLUE_SAMPLES_DIR / task, split))
+        examples.extend(load_split(task, clue_sample_dir(task), split))
     if task == "cmrc2018":
         examples = [e for e in examples if locate_answer(e) is not None]
     return examples
@@ -78,7 +79,7 @@ def padding_fraction(token_batches: Sequence[np.ndarray]) -> float:
 
 # --------------------------------------------------------------------- reference
 class TnewsGenerator(DataGenerator):
-    """bert4keras-style generator: tokenize per record, pad per fixed-size batch."""
+    """bert4keras-style generator: tokenize per record, pad per fixed-size batch (labels ``(B,)``)."""
 
     def __init__(self, data, batch_size, tokenizer, maxlen):
         super().__init__(data, batch_size)
@@ -90,10 +91,9 @@ class TnewsGenerator(DataGenerator):
             token_ids, segment_ids = self.tokenizer.encode(text, maxlen=self.maxlen)
             token_batch.append(token_ids)
             segment_batch.append(segment_ids)
-            label_batch.append([label])
+            label_batch.append(label)
             if len(token_batch) == self.batch_size or is_end:
-                yield ([sequence_padding(token_batch), sequence_padding(segment_batch)],
-                       sequence_padding(label_batch))
+                yield ([sequence_padding(token_batch), sequence_padding(segment_batch)], np.array(label_batch))
                 token_batch, segment_batch, label_batch = [], [], []
 
 
@@ -170,35 +170,48 @@ def reference_generator(task_name: str, records, batch_size: int, tokenizer, par
 
 
 # ------------------------------------------------------------------------ training
-def make_train_step(model, optimizer, task, input_names: Sequence[str]) -> Callable:
-    """One compiled train step for both pipelines (fully dynamic shapes: traced once)."""
-    specs = []
-    for name in input_names:
-        dtype = tf.float32 if name.endswith("_mask") else tf.int32
-        specs.append(tf.TensorSpec((None, None), dtype, name=name))
-    specs.append(tf.TensorSpec((None,) + tuple(task.label_shape()[1:]), task.label_dtype(), name="labels"))
-    count = len(input_names)
+TrainStep = Callable[[Sequence[np.ndarray], np.ndarray], float]
 
-    @tf.function(input_signature=specs)
-    def step(*arrays):
-        inputs, labels = list(arrays[:count]), arrays[count]
-        with tf.GradientTape() as tape:
-            outputs = model(inputs, training=True)
-            per_example = task.loss(labels, outputs)
-            loss = tf.reduce_mean(per_example)
-        variables = model.trainable_variables
-        gradients = tape.gradient(loss, variables)
-        optimizer.apply_gradients([(g, v) for g, v in zip(gradients, variables) if g is not None])
-        return tf.reduce_sum(per_example)
+
+def build_trainer(task: Any, files: ModelDir, seed: int) -> Tuple[Trainer, TaskParams]:
+    """The task model on the directory's encoder (``application='unilm'`` as in the recipe),
+    the recipe's AdaFactor and the package's :class:`Trainer` under the default strategy."""
+    defaults = task.defaults
+    strategy = make_strategy("default")
+    tf.keras.backend.clear_session()
+    seed_everything(seed)
+    with strategy.scope():
+        encoder, transformer = build_encoder(files, application="unilm")
+        params = TaskParams(maxlen=defaults.maxlen, doc_stride=defaults.doc_stride or 128,
+                            max_answer_len=defaults.max_answer_len or 100,
+                            key_size=int(transformer.attention_key_size),
+                            kernel_initializer=transformer.initializer)
+        model = task.build_model(encoder, params)
+        optimizer = make_optimizer(LEARNING_RATE, 1)
+    return Trainer(task, model, optimizer, strategy, progress=False), params
+
+
+def package_train_step(trainer: Trainer, feature: Feature) -> TrainStep:
+    """The package's compiled train step, traced once for both pipelines.
+
+    Args:
+        trainer: holds the task, model, optimizer and strategy.
+        feature: one encoded feature of the task (fixes the rank of each input).
+
+    Returns:
+        ``step(inputs, labels) -> float``: one optimizer step on a batch; ``inputs`` are the
+        arrays of ``task.input_names()`` in that order (``(B, N)`` each), ``labels`` the batch's
+        labels (``(B,)`` tnews, ``(B, 2)`` cmrc2018), any numeric dtype (cast to the step's
+        signature). Returns the summed per-example loss.
+    """
+    function = trainer.make_train_step(feature)
+    dtypes = [spec.dtype.as_numpy_dtype for spec in function.input_signature]
+
+    def step(inputs: Sequence[np.ndarray], labels: np.ndarray) -> float:
+        arrays = list(inputs) + [labels]
+        return float(function(*[tf.constant(np.asarray(a, dtype=d)) for a, d in zip(arrays, dtypes)]))
 
     return step
-
-
-def _run_batch(step, arrays: Sequence[np.ndarray], label_shape: tuple, label_dtype: str) -> float:
-    *inputs, labels = arrays
-    labels = np.asarray(labels).astype(label_dtype).reshape((-1,) + tuple(label_shape[1:]))
-    tensors = [tf.constant(np.asarray(a, dtype=np.float32 if i == 2 else np.int32)) for i, a in enumerate(inputs)]
-    return float(step(*tensors, tf.constant(labels)))
 
 
 def reference_batches(generator) -> Iterator[Tuple[List[np.ndarray], np.ndarray]]:
@@ -219,13 +232,14 @@ def ours_batches(task, chunks: Sequence[Sequence[Any]], tokenizer, params: TaskP
         yield [inputs[n] for n in names], labels
 
 
-def run_epoch(batches, step, task, max_steps: Optional[int] = None) -> Dict[str, Any]:
+def run_epoch(batches, step: TrainStep, max_steps: Optional[int] = None) -> Dict[str, Any]:
+    """Train on ``batches`` (``(inputs, labels)`` pairs); time, rows, steps and padding."""
     started = time.perf_counter()
     token_batches, rows, steps = [], 0, 0
     for inputs, labels in batches:
         token_batches.append(np.asarray(inputs[0]))
         rows += len(inputs[0])
-        _run_batch(step, list(inputs) + [labels], task.label_shape(), task.label_dtype())
+        step(inputs, labels)
         steps += 1
         if max_steps is not None and steps >= max_steps:
             break
@@ -244,34 +258,27 @@ def bench_task(task_name: str, args, files, tokenizers) -> Dict[str, Any]:
     replicate = args.replicate or (1 if args.quick else FULL_REPLICATE[task_name])
     chunks = [examples] * replicate
     all_examples = [e for chunk in chunks for e in chunk]
-    tf.keras.backend.clear_session()
-    tf.keras.utils.set_random_seed(args.seed)
-    encoder, transformer = build_encoder(files, application="unilm")
-    params = TaskParams(maxlen=defaults.maxlen, doc_stride=defaults.doc_stride or 128,
-                        max_answer_len=defaults.max_answer_len or 100,
-                        key_size=int(transformer.attention_key_size), kernel_initializer=transformer.initializer)
-    model = task.build_model(encoder, params)
-    optimizer = make_optimizer(LEARNING_RATE, 1)
-    step = make_train_step(model, optimizer, task, task.input_names())
+    trainer, params = build_trainer(task, files, args.seed)
+    step = package_train_step(trainer, task.encode(examples[:1], tokenizers["fast"], params, labelled=True)[0])
     batch_size = defaults.batch_size
     records = reference_records(task_name, task, all_examples, params)
     generator = reference_generator(task_name, records, batch_size, tokenizers["reference"], params)
 
     # warm-up (excluded): trace the step, create the optimizer slots, a few shapes of each
-    warm = {"reference": run_epoch(reference_batches(generator), step, task, max_steps=3)}
-    warm["ours"] = run_epoch(ours_batches(task, [examples[: batch_size * 3]], tokenizers["fast"], params,
-                                          batch_size, args.seed, 0, {}), step, task, max_steps=3)
+    run_epoch(reference_batches(generator), step, max_steps=3)
+    run_epoch(ours_batches(task, [examples[: batch_size * 3]], tokenizers["fast"], params, batch_size, args.seed,
+                           0, {}), step, max_steps=3)
     epochs: Dict[str, List[Dict[str, Any]]] = {"reference": [], "ours": []}
     for round_index in range(args.rounds):
         order = ["reference", "ours"] if round_index % 2 == 0 else ["ours", "reference"]
         for pipeline in order:
             np.random.seed(args.seed + round_index)  # DataGenerator shuffles with numpy's global state
             if pipeline == "reference":
-                result = run_epoch(reference_batches(generator), step, task)
+                result = run_epoch(reference_batches(generator), step)
             else:
                 counters: Dict[str, Any] = {}
                 result = run_epoch(ours_batches(task, chunks, tokenizers["fast"], params, batch_size, args.seed,
-                                                round_index, counters), step, task)
+                                                round_index, counters), step)
             epochs[pipeline].append(result)
     out: Dict[str, Any] = {
         "task": task_name,
@@ -299,7 +306,7 @@ def bench_task(task_name: str, args, files, tokenizers) -> Dict[str, Any]:
     ref, ours = out["pipelines"]["reference"], out["pipelines"]["ours"]
     out["speedup"] = ours["examples_per_second"] / ref["examples_per_second"]
     out["padded_token_ratio"] = ref["padded_tokens_per_epoch"] / ours["padded_tokens_per_epoch"]
-    del model, encoder, transformer, optimizer, step
+    del trainer, step
     tf.keras.backend.clear_session()
     return out
 
@@ -331,7 +338,7 @@ def description(results: Dict[str, Any]) -> str:
         for t in results["tasks"])
     return (
         "Same GAU-alpha (%s: %d layers, hidden %d, expansion %d, key size %d; `application='unilm'` as in the "
-        "recipe), same compiled train step and AdaFactor (lr %g, beta1 0.9, no factoring below 10^6 rows; no "
+        "recipe), the same compiled train step (the package's, `gau_alpha.clue.training.Trainer`) and AdaFactor (lr %g, beta1 0.9, no factoring below 10^6 rows; no "
         "gradient accumulation) for both pipelines; the recipe's batch sizes and maxlen; %d timed epochs per "
         "pipeline, alternating, after an untimed warm-up. Data (%s): the tnews train sample and the cmrc2018 "
         "train + trial sample questions (the train sample is a single article). Examples are records (tnews) or "
@@ -349,9 +356,9 @@ def description(results: Dict[str, Any]) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="a few seconds per task (numbers not meaningful)")
     parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
-    parser.add_argument("--model", choices=("small", "base"), default="small",
-                        help="small: the CLUE smoke model (2 layers, hidden 128); base: the release config "
-                             "(hours on a CPU)")
+    parser.add_argument("--model", choices=("tiny", "base"), default="tiny",
+                        help="tiny: the project's tiny model (gau_alpha.model_dir.TINY_CONFIG: 2 layers, hidden "
+                             "128); base: the release config (hours on a CPU)")
     parser.add_argument("--replicate", type=int, help="copies of the records per epoch (default: tnews %d, "
                                                       "cmrc2018 %d; quick 1)" % (FULL_REPLICATE["tnews"],
                                                                                  FULL_REPLICATE["cmrc2018"]))
@@ -362,7 +369,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:
     args.rounds = args.rounds or (1 if args.quick else 3)
-    config = dict(SMALL_RANDOM_CONFIG) if args.model == "small" else json.loads(RELEASE_CONFIG.read_text())
+    config = dict(TINY_CONFIG) if args.model == "tiny" else read_config(RELEASE_CONFIG)
     scratch = Path(tempfile.mkdtemp(prefix="gau-alpha-e2e-"))
     try:
         files = create_random_model_dir(scratch / "model", config=config, seed=args.seed)
@@ -389,7 +396,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.e2e", description=__doc__.splitlines()[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
     results = run(args)
@@ -397,7 +404,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print()
     print(results["markdown"])
     if args.json:
-        common.write_json(args.json, results)
+        write_json(args.json, results)
         print("wrote %s" % args.json)
     return 0
 

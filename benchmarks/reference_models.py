@@ -9,18 +9,15 @@
 - ``roformer_v2``, ``bert``: bert4keras's own ``roformer_v2`` and ``bert`` at base size.
 
 All GAU-alpha variants use the release's config (24 layers, hidden 768, expansion 1536,
-key size 128, vocab 12000). Import :mod:`gau_alpha` before this module's builders run (it
-adapts bert4keras to this TensorFlow).
+key size 128, vocab 12000; :data:`gau_alpha.resources.RELEASE_CONFIG`). Importing this module
+is light (no TensorFlow); :func:`build_model` imports :mod:`gau_alpha` before bert4keras.
 """
 from __future__ import annotations
 
-import json
 from typing import Any, Dict, Optional
 
-from benchmarks.common import REPO_ROOT
-
-# gau_alpha.resources.RELEASE_CONFIG, without importing gau_alpha (which imports TensorFlow) here
-RELEASE_CONFIG = REPO_ROOT / "weights" / "chinese_GAU-alpha-char_L-24_H-768" / "bert_config.json"
+from gau_alpha.model_dir import read_config
+from gau_alpha.resources import RELEASE_CONFIG
 
 MODEL_NAMES = ("reference", "gau_alpha", "gau_alpha_xla", "roformer_v2", "bert")
 
@@ -40,9 +37,8 @@ ARCHITECTURES = {
     "bert": "mha",
 }
 
-ROFORMER_V2_BASE: Dict[str, Any] = {
-    # chinese_roformer-v2-char_L-12_H-768_A-12
-    "hidden_act": "relu",
+# what the 12-layer, hidden-768 bert4keras base models share
+_BASE: Dict[str, Any] = {
     "hidden_size": 768,
     "num_attention_heads": 12,
     "intermediate_size": 3072,
@@ -50,28 +46,19 @@ ROFORMER_V2_BASE: Dict[str, Any] = {
     "hidden_dropout_prob": 0.1,
     "attention_probs_dropout_prob": 0.1,
     "type_vocab_size": 2,
-    "vocab_size": 12000,
 }
 
-BERT_BASE: Dict[str, Any] = {
-    # chinese_L-12_H-768_A-12; max_position_embeddings is raised to the longest length run
-    "hidden_act": "gelu",
-    "hidden_size": 768,
-    "num_attention_heads": 12,
-    "intermediate_size": 3072,
-    "num_hidden_layers": 12,
-    "hidden_dropout_prob": 0.1,
-    "attention_probs_dropout_prob": 0.1,
-    "max_position_embeddings": 512,
-    "type_vocab_size": 2,
-    "vocab_size": 21128,
-    "initializer_range": 0.02,
-}
+#: chinese_roformer-v2-char_L-12_H-768_A-12
+ROFORMER_V2_BASE: Dict[str, Any] = dict(_BASE, hidden_act="relu", vocab_size=12000)
+
+#: chinese_L-12_H-768_A-12; max_position_embeddings is raised to the longest length run
+BERT_BASE: Dict[str, Any] = dict(_BASE, hidden_act="gelu", vocab_size=21128, max_position_embeddings=512,
+                                 initializer_range=0.02)
 
 
 def gau_alpha_config() -> Dict[str, Any]:
     """The release's ``bert_config.json`` (24 layers, hidden 768)."""
-    return json.loads(RELEASE_CONFIG.read_text(encoding="utf-8"))
+    return read_config(RELEASE_CONFIG)
 
 
 def model_config(name: str, max_length: int = 512, layers: Optional[int] = None) -> Dict[str, Any]:
@@ -102,9 +89,9 @@ def model_config(name: str, max_length: int = 512, layers: Optional[int] = None)
 
 def _reference_class():
     """bert4keras RoFormerV2 with one bert4keras GatedAttentionUnit per block, as the authors
-    composed it (:mod:`gau_alpha.reference`, also the tests' parity oracle). Imported lazily:
-    bert4keras must be imported after gau_alpha."""
-    from gau_alpha.reference import ReferenceGAUAlpha
+    composed it: the tests' parity oracle (tests/reference.py, importable from the repository
+    root, where the benchmarks run). Imported lazily: it imports TensorFlow."""
+    from tests.reference import ReferenceGAUAlpha
 
     return ReferenceGAUAlpha
 

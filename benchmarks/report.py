@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from benchmarks.reference_models import LABELS
+from gau_alpha.atomic import write_text_atomic
 
 BASELINE = "reference"
 OURS = "gau_alpha"
@@ -226,23 +227,15 @@ def efficiency_table(results: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def e2e_section(results: Dict[str, Any]) -> List[str]:
-    e2e = results.get("e2e")
-    if not e2e:
-        return ["Not run."]
-    if e2e.get("status") == "failed":
-        return ["Failed (exit code %s); see `logs/e2e.log`." % e2e.get("exit_code")]
-    lines = [e2e.get("description", ""), "", e2e.get("markdown", "")]
-    return lines
-
-
-def tokenizer_section(results: Dict[str, Any]) -> List[str]:
-    data = results.get("tokenizer")
+def phase_section(results: Dict[str, Any], phase: str, intro: str) -> List[str]:
+    """The lines of a subprocess phase (``e2e``, ``tokenizer``): its ``intro`` field and its
+    Markdown table, or why there are none."""
+    data = results.get(phase)
     if not data:
         return ["Not run."]
     if data.get("status") == "failed":
-        return ["Failed (exit code %s); see `logs/tokenizer.log`." % data.get("exit_code")]
-    return [data.get("what", ""), "", data.get("markdown", "")]
+        return ["Failed (exit code %s); see `logs/%s.log`." % (data.get("exit_code"), phase)]
+    return [data.get(intro, ""), "", data.get("markdown", "")]
 
 
 def render_markdown(results: Dict[str, Any]) -> str:
@@ -290,8 +283,8 @@ def render_markdown(results: Dict[str, Any]) -> str:
         lines += ["", "## Models", "", "Not run (`--skip-models`)."]
     else:
         lines += model_sections(results)
-    lines += ["", "## End-to-end fine-tuning throughput", ""] + e2e_section(results)
-    lines += ["", "## Tokenizer throughput", ""] + tokenizer_section(results)
+    lines += ["", "## End-to-end fine-tuning throughput", ""] + phase_section(results, "e2e", "description")
+    lines += ["", "## Tokenizer throughput", ""] + phase_section(results, "tokenizer", "what")
     lines += ["", claims_markdown(results).replace("### ", "## ", 1), ""]
     if ok_cells(results):
         lines += ["![throughput and memory](%s)" % PLOT, ""]
@@ -387,7 +380,7 @@ def write_report(results: Dict[str, Any], out: Path) -> List[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     readme = out / README
-    readme.write_text(render_markdown(results), encoding="utf-8")
+    write_text_atomic(readme, render_markdown(results))
     written.append(readme)
     image = plot(results, out / PLOT)
     if image:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import select
 import shutil
 import subprocess
@@ -35,6 +34,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from benchmarks import common
 from benchmarks.reference_models import ARCHITECTURES, LABELS, MODEL_NAMES, model_config
+from gau_alpha.atomic import write_json
 
 FULL_LENGTHS = [128, 512, 1024, 2048, 4096]
 FULL_TRAIN_LENGTHS = [128, 512, 1024, 2048]
@@ -71,16 +71,11 @@ class Worker:
         self.config = config
         self.log_path = log_dir / ("%s.log" % name)
         self.log = open(self.log_path, "w")
-        env = dict(os.environ)
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(common.REPO_ROOT), env.get("PYTHONPATH")]))
-        for key, value in ALLOCATOR_ENVIRONMENT.items():
-            env.setdefault(key, value)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.worker", "--model", name, "--config", json.dumps(config),
-             "--seed", str(seed)],
+            common.module_command("benchmarks.worker", ["--model", name, "--config", json.dumps(config),
+                                                        "--seed", str(seed)]),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, cwd=str(common.REPO_ROOT),
-            env=env, bufsize=1,
+            env=common.child_environment(ALLOCATOR_ENVIRONMENT), bufsize=1,
         )
         self.alive = True
 
@@ -184,43 +179,44 @@ def estimate_block_seconds(block: Dict[str, Any], rates: Dict[Any, float], compi
 
 # ---------------------------------------------------------------------------- phases
 def run_subprocess(module: str, arguments: Sequence[str], log_path: Path, timeout: float) -> int:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(common.REPO_ROOT), env.get("PYTHONPATH")]))
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Run ``python -m module`` from the repository root, output to ``log_path``; its exit
+    code, or -1 after ``timeout`` seconds."""
     with open(log_path, "w") as log:
         try:
-            done = subprocess.run([sys.executable, "-m", module, *arguments], stdout=log, stderr=subprocess.STDOUT,
-                                  cwd=str(common.REPO_ROOT), env=env, timeout=timeout)
+            done = subprocess.run(common.module_command(module, arguments), stdout=log, stderr=subprocess.STDOUT,
+                                  cwd=str(common.REPO_ROOT), env=common.child_environment(), timeout=timeout)
             return done.returncode
         except subprocess.TimeoutExpired:
             return -1
 
 
-def tokenizer_phase(args, out: Path, logs: Path) -> Optional[Dict[str, Any]]:
+def subprocess_phase(title: str, module: str, arguments: Sequence[str], path: Path, logs: Path,
+                     timeout: float) -> Dict[str, Any]:
+    """A benchmark run as ``python -m module arguments`` that writes its JSON results to
+    ``path``: those results (their ``markdown`` printed), or ``{"status": "failed", ...}``.
+    Its output goes to ``logs/<title>.log``."""
+    log = logs / ("%s.log" % title)
+    say("%s: %s %s" % (title, module, " ".join(arguments)))
+    code = run_subprocess(module, arguments, log, timeout)
+    if code != 0 or not path.is_file():
+        say("  %s benchmark failed (exit %s), see %s" % (title, code, log))
+        return {"status": "failed", "exit_code": code}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    say(data.get("markdown", ""))
+    return data
+
+
+def tokenizer_phase(args, out: Path, logs: Path) -> Dict[str, Any]:
     path = out / "tokenizer.json"
     repeats, replicate = ("1", "1") if args.quick else ("3", "2")
-    say("tokenizer: bench_tokenizer --repeats %s --replicate %s" % (repeats, replicate))
-    code = run_subprocess("benchmarks.bench_tokenizer", ["--repeats", repeats, "--replicate", replicate,
-                                                         "--out", str(path)], logs / "tokenizer.log", 1200)
-    if code != 0 or not path.is_file():
-        say("  tokenizer benchmark failed (exit %s), see %s" % (code, logs / "tokenizer.log"))
-        return {"status": "failed", "exit_code": code}
-    data = json.loads(path.read_text(encoding="utf-8"))
-    say(data.get("markdown", ""))
-    return data
+    return subprocess_phase("tokenizer", "benchmarks.bench_tokenizer",
+                            ["--repeats", repeats, "--replicate", replicate, "--out", str(path)], path, logs, 1200)
 
 
-def e2e_phase(args, out: Path, logs: Path) -> Optional[Dict[str, Any]]:
+def e2e_phase(args, out: Path, logs: Path) -> Dict[str, Any]:
     path = out / "e2e.json"
     arguments = ["--json", str(path)] + (["--quick"] if args.quick else [])
-    say("end-to-end fine-tuning: benchmarks.e2e %s" % " ".join(arguments))
-    code = run_subprocess("benchmarks.e2e", arguments, logs / "e2e.log", 3600)
-    if code != 0 or not path.is_file():
-        say("  end-to-end benchmark failed (exit %s), see %s" % (code, logs / "e2e.log"))
-        return {"status": "failed", "exit_code": code}
-    data = json.loads(path.read_text(encoding="utf-8"))
-    say(data.get("markdown", ""))
-    return data
+    return subprocess_phase("e2e", "benchmarks.e2e", arguments, path, logs, 3600)
 
 
 def parity_inputs(lengths: Sequence[int], vocab_size: int, seed: int = 1):
@@ -605,7 +601,7 @@ def finish_ceiling(ceiling: Dict[str, Any]) -> None:
 
 
 def write_partial(out: Path, results: Dict[str, Any]) -> None:
-    common.write_json(out / "results.partial.json", results)
+    write_json(out / "results.partial.json", results)
 
 
 # ---------------------------------------------------------------------------- output
@@ -744,7 +740,7 @@ def run(args: argparse.Namespace) -> int:
         model_phase(args, out, logs, started, results)
     results["load_average_end"] = common.load_average()
     results["wall_seconds"] = time.perf_counter() - started
-    common.write_json(out / "results.json", results)
+    write_json(out / "results.json", results)
     partial = out / "results.partial.json"
     if partial.exists():
         partial.unlink()

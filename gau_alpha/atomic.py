@@ -1,21 +1,125 @@
-"""Atomic file and directory writes (the project's one writer of files, JSON included): a reader never sees a half-written output.
+"""Atomic file and directory writes, the project's one writer of files (JSON included).
 
-Files are written to a temporary file in the destination's directory, flushed, synced and
-renamed over the destination (``os.replace``); on any error the temporary file is removed and
-the destination is left as it was. Directories are built elsewhere (a staging directory on
-the same file system) and swapped in by :func:`replace_directory`.
+A reader never sees a half-written output:
+
+- files are written to a temporary file beside the destination, flushed, synced and renamed
+  over it (``os.replace``); on any error the temporary file is removed and the destination is
+  left as it was (:func:`atomic_file`, :func:`write_text_atomic`, :func:`write_json`);
+- directories are assembled in a staging directory beside their destination
+  (:func:`staging_directory`) and swapped in by :func:`replace_directory`.
+
+Every temporary name carries the pid of the process that owns it::
+
+    .<name>.pid<PID>.<random>.tmp        a file being written
+    .<name>.pid<PID>.<random>.partial    a directory being assembled
+    .<name>.pid<PID>.<random>.old        a directory being replaced
+
+so a leftover of a killed process (kill -9, power loss) is recognisable: its pid is dead.
+Each new temporary name swept into a directory first removes the dead processes' leftovers
+there (:func:`remove_stale`); ``gau-alpha clean DIR`` lists and removes them in a whole tree.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Iterator, Union
+from typing import IO, Any, Iterator, List, Union
 
 PathLike = Union[str, os.PathLike]
+
+__all__ = [
+    "PathLike",
+    "atomic_file",
+    "write_text_atomic",
+    "write_json",
+    "staging_directory",
+    "replace_directory",
+    "temp_name_prefix",
+    "owner_pid",
+    "stale_leftovers",
+    "remove_stale",
+]
+
+_TEMP_NAME = re.compile(r"^\.(.+)\.pid(\d+)\.[^./]+\.(tmp|partial|old)$")
+
+
+def temp_name_prefix(name: str) -> str:
+    """The prefix of this process's temporary names for ``name`` (``.<name>.pid<PID>.``)."""
+    return ".%s.pid%d." % (name, os.getpid())
+
+
+def owner_pid(path: PathLike) -> Union[int, None]:
+    """The pid in a temporary name made here, or None for any other name."""
+    match = _TEMP_NAME.match(Path(path).name)
+    return int(match.group(2)) if match else None
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def stale_leftovers(directory: PathLike, recursive: bool = False) -> List[Path]:
+    """Temporary files and directories in ``directory`` whose owning process is dead.
+
+    With ``recursive`` the whole tree is searched (symbolic links are not followed, and a
+    stale directory is listed once, not its contents)."""
+    directory = Path(directory)
+    found: List[Path] = []
+    if not directory.is_dir():
+        return found
+    for root, dirs, files in os.walk(directory):
+        for name in list(dirs) + files:
+            pid = owner_pid(name)
+            if pid is not None and not _alive(pid):
+                found.append(Path(root) / name)
+                if name in dirs:
+                    dirs.remove(name)
+        if not recursive:
+            break
+        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(root, d))]
+    return sorted(found)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _restore_aside(aside: Path) -> None:
+    """A process killed inside :func:`replace_directory`, between moving the old directory
+    aside and renaming the new one in, leaves no destination: put the old one back."""
+    match = _TEMP_NAME.match(aside.name)
+    if match is None or match.group(3) != "old":
+        return
+    name = match.group(1)
+    dest, old = aside.parent / name, aside / name
+    if old.is_dir() and not dest.exists() and not dest.is_symlink():
+        os.replace(old, dest)
+
+
+def remove_stale(directory: PathLike, recursive: bool = False) -> List[Path]:
+    """Remove :func:`stale_leftovers` and return what was removed (a directory set aside by a
+    killed :func:`replace_directory` whose destination is missing is first put back)."""
+    removed = stale_leftovers(directory, recursive)
+    for path in removed:
+        _restore_aside(path)
+        _remove(path)
+    return removed
 
 
 @contextlib.contextmanager
@@ -29,7 +133,8 @@ def atomic_file(path: PathLike, mode: str = "wb", **open_kwargs) -> Iterator[IO]
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".%s." % path.name, suffix=".tmp")
+    remove_stale(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_name_prefix(path.name), suffix=".tmp")
     try:
         with os.fdopen(fd, mode, **open_kwargs) as handle:
             yield handle
@@ -57,17 +162,42 @@ def write_json(path: PathLike, value: Any, *, indent: int = 2) -> Path:
     return write_text_atomic(path, json.dumps(value, ensure_ascii=False, indent=indent) + "\n")
 
 
+@contextlib.contextmanager
+def staging_directory(dest: PathLike) -> Iterator[Path]:
+    """A new empty directory beside ``dest`` (same file system, mode 0755 less the umask),
+    named ``.<dest name>.pid<PID>.<random>.partial``; removed if the ``with`` block fails.
+
+    Move it into place with :func:`replace_directory` inside the block; if it has been
+    moved, nothing is removed.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(dest.parent)
+    staging = Path(tempfile.mkdtemp(prefix=temp_name_prefix(dest.name), suffix=".partial", dir=dest.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    else:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
 def replace_directory(source: PathLike, dest: PathLike) -> None:
     """Move the finished directory ``source`` to ``dest``.
 
-    An existing ``dest`` is moved aside first and deleted only once ``source`` is in place;
-    if the final rename fails, the old ``dest`` is put back.
+    An existing ``dest`` is moved aside first (``.<name>.pid<PID>.<random>.old``) and deleted
+    only once ``source`` is in place; if the final rename fails, the old ``dest`` is put back.
     """
     source, dest = Path(source), Path(dest)
     if not dest.exists() and not dest.is_symlink():
         os.replace(source, dest)
         return
-    aside = Path(tempfile.mkdtemp(prefix=".%s.old-" % dest.name, dir=dest.parent))
+    aside = Path(tempfile.mkdtemp(prefix=temp_name_prefix(dest.name), suffix=".old", dir=dest.parent))
     old = aside / dest.name
     os.replace(dest, old)
     try:

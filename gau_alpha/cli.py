@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,7 @@ COMMANDS = {
     "download": ("gau_alpha.release.download", "download and unpack the released checkpoint"),
     "clue": ("gau_alpha.clue.runner", "fine-tune and evaluate on a CLUE task"),
     "fill-mask": ("gau_alpha.fill_mask", "predict the [MASK] characters of a sentence"),
+    "clean": ("gau_alpha.clean", "remove the temporary files of killed runs in a directory tree"),
     "bench": (None, "run the speed and memory benchmark (from a source checkout)"),
 }
 GLOBAL_FLAGS = ("--verbose", "--debug")
@@ -54,11 +56,26 @@ class _UsageError(Exception):
     pass
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors are one line (exit 2), like every other
+    expected failure of the command line."""
+
+    def error(self, message: str):
+        self.exit(2, "%s: error: %s (see %s --help)\n" % (self.prog, message, self.prog))
+
+
+MAX_LINE = 600
+
+
 def _report(command: str, message: str) -> None:
-    first = message.strip().splitlines()[0] if message.strip() else "failed"
-    rest = len(message.strip().splitlines()) - 1
-    suffix = " (and %d more line(s): rerun with --debug)" % rest if rest > 0 else ""
-    print("gau-alpha %s: error: %s%s" % (command, first, suffix), file=sys.stderr, flush=True)
+    """Print an error as one line: a multi-line message (a list of problems) is joined with
+    ``; `` while it stays short, else cut after its first line with a count of the rest."""
+    lines = [re.sub(r"^\s*(?:- )?", "", line).rstrip() for line in message.strip().splitlines() if line.strip()]
+    lines = lines or ["failed"]
+    text = lines[0] if len(lines) == 1 else "%s: %s" % (lines[0].rstrip(":"), "; ".join(lines[1:]))
+    if len(text) > MAX_LINE:
+        text = "%s ... (%d more; rerun with --debug for all)" % (lines[0][:MAX_LINE], len(lines) - 1)
+    print("gau-alpha %s: error: %s" % (command, text), file=sys.stderr, flush=True)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -80,13 +97,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help()
         return 2
     name = argv[0]
+    stop_filter = None
+    if not verbose and name != "bench":
+        from gau_alpha.quiet import filter_native_log
+
+        stop_filter = filter_native_log()
+    try:
+        return _run_command(name, argv, debug)
+    finally:
+        if stop_filter is not None:
+            stop_filter()
+
+
+def _run_command(name: str, argv: Sequence[str], debug: bool) -> int:
     from gau_alpha.errors import GauAlphaError
 
     try:
         if name == "bench":
             return _run_bench(argv[1:])
         add, run = _load(name)
-        command_parser = argparse.ArgumentParser(prog=f"gau-alpha {name}", description=COMMANDS[name][1])
+        command_parser = OneLineParser(prog=f"gau-alpha {name}", description=COMMANDS[name][1])
         add(command_parser)
         args = command_parser.parse_args(argv[1:])
         return int(run(args) or 0)

@@ -1,9 +1,11 @@
 """The one place that adapts bert4keras 0.11.5 to modern TensorFlow (2.16+ with tf-keras).
 
-:func:`apply` runs once, when ``bert4keras`` is first imported after ``import gau_alpha`` (an
-import hook in ``gau_alpha/__init__.py``) or when a model module of this package is imported. Every adaptation below is listed in
-``ADAPTATIONS`` and has a test in ``tests/test_compat.py``. Numbers refer to the table in
-``docs/compat.md``.
+:func:`apply` runs once: when ``bert4keras`` is first imported after ``import gau_alpha`` (an
+import hook in ``gau_alpha/__init__.py``), or when ``gau_alpha.layers``/``gau_alpha.models`` is
+imported; calling it again does nothing. Every adaptation below is listed in ``ADAPTATIONS``
+and has a test in ``tests/test_compat.py``. Numbers refer to the table in ``docs/compat.md``.
+Only adaptations to this TensorFlow live here; residual attention is wired in the model
+classes (``gau_alpha.models``), not by patching bert4keras.
 
 1. Environment: ``TF_KERAS=1`` and ``TF_USE_LEGACY_KERAS=1`` before TensorFlow builds
    ``tf.keras``; a clear error if ``tf.keras`` is already Keras 3; Keras 3 modules that
@@ -21,9 +23,7 @@ import hook in ``gau_alpha/__init__.py``) or when a model module of this package
    the replay runs inside the layer's autocast scope, so mixed precision works.
 7. ``Transformer.save_weights_as_checkpoint``: written with TF2 eager ops, same TF1
    names and on-disk format (``.index`` + ``.data-00000-of-00001``).
-8. ``residual_attention_scores=True`` with ``application='lm'/'unilm'``: the boolean mask
-   is turned into an additive bias before the previous scores are added.
-9. Mixed precision: ``attention_normalize`` counts keys in float32 and casts back;
+8. Mixed precision: ``attention_normalize`` counts keys in float32 and casts back;
    the tied MLM head (``Embedding(mode='dense')``) casts its kernel to the input dtype.
 """
 from __future__ import annotations
@@ -43,7 +43,6 @@ ADAPTATIONS: List[str] = [
     "distinct_initializers",
     "recompute",
     "save_weights_as_checkpoint",
-    "residual_attention_with_masks",
     "mixed_precision",
 ]
 
@@ -187,7 +186,7 @@ def _autocast_scope(layer: Any):
 
 
 def _patch_backend(backend: types.ModuleType) -> None:
-    """Adaptations 6 and 9 (backend part), before ``bert4keras.layers`` binds the names."""
+    """Adaptations 6 and 8 (backend part), before ``bert4keras.layers`` binds the names."""
     backend.recompute_grad = recompute_grad
     original_normalize = backend.attention_normalize
 
@@ -276,9 +275,8 @@ _INITIALIZER_KWARGS = ("kernel_initializer", "embeddings_initializer", "hidden_i
 
 
 # --------------------------------------------------------------------------- Transformer
-def _patch_transformer(models: types.ModuleType, layers: types.ModuleType) -> None:
-    """Adaptations 5, 7 and 8 on ``bert4keras.models.Transformer``."""
-    import tensorflow as tf
+def _patch_transformer(models: types.ModuleType) -> None:
+    """Adaptations 5 and 7 on ``bert4keras.models.Transformer``."""
     from tf_keras import initializers
 
     Transformer = models.Transformer
@@ -289,34 +287,10 @@ def _patch_transformer(models: types.ModuleType, layers: types.ModuleType) -> No
             value = kwargs.get(key)
             if isinstance(value, initializers.Initializer):
                 kwargs[key] = _fresh_seed_initializer(value)
-        if (
-            inputs is not None
-            and self.residual_attention_scores
-            and layer is layers.MultiHeadAttention
-            and self.attention_scores is not None
-            and (arguments or {}).get("a_bias")
-            and inputs[3].dtype == tf.bool
-        ):
-            name = self.prefixed(kwargs.get("name"))
-            inputs = list(inputs)
-            inputs[3] = self.apply(
-                inputs=inputs[3], layer=layers.Lambda, function=_boolean_mask_to_bias,
-                name="%s-Attention-Mask-Bias" % name,
-            )
         return original_apply(self, inputs, layer, arguments, **kwargs)
 
     Transformer.apply = apply
     Transformer.save_weights_as_checkpoint = _save_weights_as_checkpoint
-
-
-def _boolean_mask_to_bias(allowed):
-    """(N, N) or (B, N, N) boolean mask -> additive float bias broadcastable to (B, H, N, N)."""
-    import tensorflow as tf
-
-    bias = (1.0 - tf.cast(allowed, tf.keras.backend.floatx())) * -1e12
-    if bias.shape.rank == 2:
-        return bias[None, None]
-    return bias[:, None]
 
 
 def _save_weights_as_checkpoint(self, filename: str, mapping=None, dtype=None) -> None:
@@ -335,7 +309,7 @@ def _save_weights_as_checkpoint(self, filename: str, mapping=None, dtype=None) -
 
 
 def _patch_tied_embedding(layers: types.ModuleType) -> None:
-    """Adaptation 9 (layers part): the tied MLM head under mixed precision."""
+    """Adaptation 8 (layers part): the tied MLM head under mixed precision."""
     import tensorflow as tf
 
     Embedding = layers.Embedding
@@ -383,5 +357,5 @@ def _apply_all() -> None:
     layers.attention_normalize = backend.attention_normalize
     optimizers = _import_optimizers_with_legacy_base()
     _fix_adafactor_learning_rate(optimizers)
-    _patch_transformer(models, layers)
+    _patch_transformer(models)
     _patch_tied_embedding(layers)

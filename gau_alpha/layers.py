@@ -67,7 +67,16 @@ def apply_rotary(x: tf.Tensor, sinusoid: tf.Tensor) -> tf.Tensor:
 def combine_residual_scores(
     scores: tf.Tensor, previous: Optional[tf.Tensor], mode: str, layer_index: int
 ) -> Tuple[tf.Tensor, tf.Tensor]:
-    """Residual attention: (logits to normalise, scores to pass to the next layer)."""
+    """Residual attention, the one implementation of every mode (see the module doc).
+
+    Args:
+        scores: this layer's scaled raw scores S_l, (B, [h,] N, M).
+        previous: what layer l-1 passed on (same shape), or None for the first layer.
+        mode: ``cumulative``, ``mean`` or ``previous``.
+        layer_index: l, 0-based (``mean`` divides by l + 1).
+    Returns:
+        ``(logits to normalise, scores to pass to layer l+1)``, both shaped like ``scores``.
+    """
     if mode not in RESIDUAL_MODES:
         raise ValueError("residual_attention must be one of %s, got %r" % (RESIDUAL_MODES, mode))
     if mode == "previous":
@@ -420,7 +429,8 @@ class ResidualMultiHeadAttention(_Bert4kerasMultiHeadAttention):
 
     Same weights, names and variable order as the bert4keras layer, so BERT/RoFormer
     checkpoints load unchanged. Inputs ``[q, k, v]`` (B, N|M, H), then the bias if
-    ``a_bias``, the sinusoid if ``p_bias='rotary'``, the previous scores (B, h, N, M) if
+    ``a_bias`` (a boolean mask such as the (N, M) LM or (B, N, M) UniLM mask, or an additive
+    float bias), the sinusoid if ``p_bias='rotary'``, the previous scores (B, h, N, M) if
     ``r_scores``. Returns ``[out (B, N, out_dim), scores (B, h, N, M)]`` when
     ``residual_attention`` is set; otherwise behaves exactly like the bert4keras layer.
     """

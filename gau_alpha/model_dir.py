@@ -20,14 +20,12 @@ release, so smoke runs load it exactly like real weights.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
-from gau_alpha.atomic import replace_directory, write_json
+from gau_alpha.atomic import PathLike, replace_directory, staging_directory, write_json
 from gau_alpha.errors import ConfigError, ModelDirError
 from gau_alpha.resources import RELEASE_VOCAB
 from gau_alpha.spec import ModelDims
@@ -41,13 +39,13 @@ __all__ = [
     "TINY_CONFIG",
     "ModelDir",
     "open_model_dir",
+    "CONFIG_KEY_RULES",
+    "validate_config",
     "read_config",
     "count_vocab_lines",
     "create_random_model_dir",
     "build_encoder",
 ]
-
-PathLike = Union[str, os.PathLike]
 
 CONFIG_FILE = "bert_config.json"
 VOCAB_FILE = "vocab.txt"
@@ -71,19 +69,85 @@ TINY_CONFIG: Dict[str, Any] = {
 """The one small GAU-alpha of the project: the smoke run's random model, the tests' and the
 benchmarks' tiny model (2 layers, hidden 128, key 32, expansion 256, the release vocab)."""
 
-# config keys bert4keras reads, with the types they must have (besides the sizes of ModelDims)
-_OPTIONAL_KEYS: Mapping[str, tuple] = {
-    "hidden_act": (str,),
-    "hidden_dropout_prob": (int, float),
-    "attention_probs_dropout_prob": (int, float),
-    "num_attention_heads": (int,),
-    "max_position_embeddings": (int,),
-    "initializer_range": (int, float),
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _non_negative_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+def _rate(value: Any) -> bool:
+    return _number(value) and 0 <= value < 1
+
+
+def _activation(value: Any) -> bool:
+    names = value if isinstance(value, list) else [value]
+    return bool(names) and all((isinstance(name, str) and name) or callable(name) for name in names)
+
+
+#: config keys (and builder options) bert4keras reads -> (what they must be, check); a key
+#: that is absent or null is not checked here (the sizes GAU-alpha needs are ModelDims')
+CONFIG_KEY_RULES: Mapping[str, Tuple[str, Callable[[Any], bool]]] = {
+    "hidden_act": ("an activation name (or a list of them)", _activation),
+    "hidden_dropout_prob": ("a number in [0, 1)", _rate),
+    "attention_probs_dropout_prob": ("a number in [0, 1)", _rate),
+    "dropout_rate": ("a number in [0, 1)", _rate),
+    "attention_dropout_rate": ("a number in [0, 1)", _rate),
+    "initializer_range": ("a number", _number),
+    "vocab_size": ("a positive integer", _positive_int),
+    "hidden_size": ("a positive integer", _positive_int),
+    "num_hidden_layers": ("a positive integer", _positive_int),
+    "num_attention_heads": ("a positive integer", _positive_int),
+    "intermediate_size": ("a positive integer", _positive_int),
+    "attention_key_size": ("a positive integer", _positive_int),
+    "attention_head_size": ("a positive integer", _positive_int),
+    "embedding_size": ("a positive integer", _positive_int),
+    "max_position_embeddings": ("a positive integer", _positive_int),
+    "max_position": ("a positive integer", _positive_int),
+    "sequence_length": ("a positive integer", _positive_int),
+    "type_vocab_size": ("a non-negative integer", _non_negative_int),
+    "segment_vocab_size": ("a non-negative integer", _non_negative_int),
 }
 
 
-def read_config(path: PathLike) -> Dict[str, Any]:
-    """Read and check a ``bert_config.json``.
+def validate_config(config: Any, source: str, *, gau_alpha_sizes: bool = True) -> Dict[str, Any]:
+    """Check config values (a ``bert_config.json``'s, or a builder's overrides).
+
+    With ``gau_alpha_sizes`` the sizes GAU-alpha needs (:class:`ModelDims`) are required;
+    every key of :data:`CONFIG_KEY_RULES` that is present must have the right type and range.
+
+    Returns:
+        ``config``.
+
+    Raises:
+        ConfigError: naming ``source`` and every bad key (``<source>: 'hidden_act' must be
+            an activation name ..., got 3``).
+    """
+    if not isinstance(config, dict):
+        raise ConfigError("%s: a model config must be a JSON object, got %s" % (source, type(config).__name__))
+    if gau_alpha_sizes:
+        ModelDims.from_config(config, source)
+    problems = [
+        "%r must be %s, got %r" % (key, what, config[key])
+        for key, (what, ok) in CONFIG_KEY_RULES.items()
+        if config.get(key) is not None and not ok(config[key])
+    ]
+    if problems:
+        raise ConfigError("%s: %s" % (source, "; ".join(problems)))
+    return config
+
+
+def read_config(path: PathLike, *, gau_alpha_sizes: bool = True) -> Dict[str, Any]:
+    """Read and check a ``bert_config.json`` (:func:`validate_config`).
+
+    With ``gau_alpha_sizes`` (the default) the sizes GAU-alpha needs (:class:`ModelDims`) are
+    required; without, any JSON object with well-typed known keys passes (BERT-family
+    configs for bert4keras's models).
 
     Raises:
         ModelDirError: the file does not exist.
@@ -97,12 +161,7 @@ def read_config(path: PathLike) -> Dict[str, Any]:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ConfigError("%s is not valid JSON: %s" % (path, error)) from None
-    ModelDims.from_config(config, str(path))
-    for key, types in _OPTIONAL_KEYS.items():
-        value = config.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, types)):
-            raise ConfigError("%s: %r must be %s, got %r" % (path, key, " or ".join(t.__name__ for t in types), value))
-    return config
+    return validate_config(config, str(path), gau_alpha_sizes=gau_alpha_sizes)
 
 
 def count_vocab_lines(path: PathLike) -> int:
@@ -205,10 +264,7 @@ def create_random_model_dir(
 
     directory = Path(directory)
     config = dict(TINY_CONFIG if config is None else config)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=".%s." % directory.name))
-    try:
-        os.chmod(staging, 0o755)
+    with staging_directory(directory) as staging:
         write_json(staging / CONFIG_FILE, config)
         shutil.copyfile(vocab, staging / VOCAB_FILE)
         tf.keras.utils.set_random_seed(seed)
@@ -217,9 +273,6 @@ def create_random_model_dir(
         del transformer
         tf.keras.backend.clear_session()
         replace_directory(staging, directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return open_model_dir(directory)
 
 

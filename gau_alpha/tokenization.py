@@ -47,6 +47,7 @@ import unicodedata
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
+from gau_alpha.errors import ConfigError, DataError, ModelDirError
 from gau_alpha.resources import RELEASE_VOCAB
 
 PathLike = Union[str, Path]
@@ -94,49 +95,90 @@ def load_vocab(path: Optional[PathLike] = None) -> Dict[str, int]:
         ``{token: id}`` with ids ``0 .. n-1``.
 
     Raises:
-        FileNotFoundError: no such file.
-        ValueError: empty file, blank line, duplicate token (naming both lines), or a
-            file that is not UTF-8.
+        ModelDirError: (a ``FileNotFoundError``) no such file.
+        DataError: (a ``ValueError``) empty file, blank line, duplicate token (naming both
+            lines), or a file that is not UTF-8; the command line prints it as one line.
     """
     path = Path(RELEASE_VOCAB if path is None else path)
     if not path.is_file():
-        raise FileNotFoundError("vocab file not found: %s" % path)
+        raise ModelDirError("vocab file not found: %s" % path)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as error:
-        raise ValueError("vocab file %s is not UTF-8: %s" % (path, error)) from None
+        line = path.read_bytes()[: error.start].count(b"\n") + 1
+        raise DataError(path, "vocab file is not UTF-8 (%s)" % error.reason, line=line) from None
     vocab: Dict[str, int] = {}
     for line_no, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         if not fields:
-            raise ValueError("vocab file %s: line %d is blank" % (path, line_no))
+            raise DataError(path, "blank line in a vocab file", line=line_no)
         token = fields[0]
         if token in vocab:
-            raise ValueError(
-                "vocab file %s: duplicate token %r on line %d (first on line %d)"
-                % (path, token, line_no, vocab[token] + 1)
-            )
+            raise DataError(path, "duplicate token %r (first on line %d)" % (token, vocab[token] + 1), line=line_no)
         vocab[token] = len(vocab)
     if not vocab:
-        raise ValueError("vocab file %s is empty" % path)
+        raise DataError(path, "vocab file is empty")
     return vocab
+
+
+# ------------------------------------------------------------------- special tokens
+def _special_id(attribute: str, doc: str) -> property:
+    """A read-only property returning bert4keras's private ``attribute`` (None if unset)."""
+    return property(lambda self: getattr(self, attribute, None), doc=doc)
+
+
+class SpecialTokenIds:
+    """Public ids of the special tokens, shared by both tokenizers :func:`load_tokenizer` returns.
+
+    bert4keras keeps these ids in private attributes (``_token_start_id`` ...); code in this
+    project reads them here instead. Each is an ``int``, or ``None`` when the vocab lacks
+    the token.
+    """
+
+    cls_id = _special_id("_token_start_id", "``[CLS]``, the first token of every sequence (bert4keras's start).")
+    sep_id = _special_id("_token_end_id", "``[SEP]``, the end of each segment (bert4keras's end).")
+    unk_id = _special_id("_token_unk_id", "``[UNK]``, the id of every piece not in the vocab.")
+    pad_id = _special_id("_token_pad_id", "``[PAD]``, the padding id (0 in the GAU-alpha vocab).")
+    mask_id = _special_id("_token_mask_id", "``[MASK]``, the masked-language-model token.")
+
+
+@functools.lru_cache(maxsize=None)
+def _reference_tokenizer_class() -> type:
+    """:class:`ReferenceTokenizer`, defined on first use (bert4keras imports TensorFlow)."""
+    from bert4keras.tokenizers import Tokenizer
+
+    class ReferenceTokenizer(SpecialTokenIds, Tokenizer):
+        """bert4keras's ``Tokenizer``, unchanged, plus the public ids of :class:`SpecialTokenIds`."""
+
+    ReferenceTokenizer.__module__ = __name__
+    ReferenceTokenizer.__qualname__ = "ReferenceTokenizer"  # found by pickle through __getattr__
+    return ReferenceTokenizer
+
+
+def __getattr__(name: str):
+    # ``ReferenceTokenizer`` subclasses bert4keras's Tokenizer, so it is made on first use
+    # (PEP 562); this also lets pickle find the class by its name.
+    if name == "ReferenceTokenizer":
+        return _reference_tokenizer_class()
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
 
 
 def load_tokenizer(vocab_path: Optional[PathLike] = None, fast: bool = False):
     """The tokenizer GAU-alpha was trained with, for ``vocab_path`` (default: the release).
 
+    Both kinds give the same ids and expose the special-token ids publicly
+    (``cls_id``, ``sep_id``, ``unk_id``, ``pad_id``, ``mask_id``: :class:`SpecialTokenIds`).
+
     Args:
         vocab_path: a ``vocab.txt``; default :data:`gau_alpha.resources.RELEASE_VOCAB`.
-        fast: ``False``: bert4keras's ``Tokenizer(vocab, do_lower_case=True)`` (the
-            reference; imports TensorFlow through bert4keras). ``True``: a
-            :class:`FastTokenizer` with the same ids.
+        fast: ``False``: a ``ReferenceTokenizer``, i.e. bert4keras's
+            ``Tokenizer(vocab, do_lower_case=True)`` (the reference; imports TensorFlow
+            through bert4keras). ``True``: a :class:`FastTokenizer` with the same ids.
     """
     vocab = load_vocab(vocab_path)
     if fast:
         return FastTokenizer(vocab, do_lower_case=True)
-    from bert4keras.tokenizers import Tokenizer
-
-    return Tokenizer(vocab, do_lower_case=True)
+    return _reference_tokenizer_class()(vocab, do_lower_case=True)
 
 
 # ------------------------------------------------------------------------ truncation
@@ -320,7 +362,7 @@ def _join_tokens(tokens: Sequence[str]) -> str:
 
 
 # ---------------------------------------------------------------------- the tokenizer
-class FastTokenizer:
+class FastTokenizer(SpecialTokenIds):
     """Drop-in replacement for bert4keras's ``Tokenizer`` built on ``tokenizers`` (Rust).
 
     ``encode``, ``tokenize``, ``token_to_id``, ``id_to_token``, ``decode`` and ``rematch``
@@ -328,8 +370,9 @@ class FastTokenizer:
     and the private attributes that code written for bert4keras reads
     (``_token_start_id``, ``_token_end_id``, ``_token_pad_id``, ``_token_unk_id``,
     ``_token_mask_id``, ``_token_dict``, ``_vocab_size``...) exist with the same values.
-    Additions: :meth:`encode_batch` (parallel), :meth:`encode_with_offsets` and
-    :attr:`backend` (the ``tokenizers.Tokenizer``).
+    Additions: the public special-token ids (``cls_id``, ``sep_id``, ``unk_id``, ``pad_id``,
+    ``mask_id``: :class:`SpecialTokenIds`), :meth:`encode_batch` (parallel),
+    :meth:`encode_with_offsets` and :attr:`backend` (the ``tokenizers.Tokenizer``).
 
     Args:
         token_dict: ``{token: id}``, or a ``vocab.txt`` path; default the release vocab.
@@ -341,6 +384,7 @@ class FastTokenizer:
         token_dict: Union[Mapping[str, int], PathLike, None] = None,
         do_lower_case: bool = True,
     ) -> None:
+        vocab_source = token_dict if isinstance(token_dict, (str, Path)) else None
         if token_dict is None or isinstance(token_dict, (str, Path)):
             token_dict = load_vocab(token_dict)
         self._token_dict: Dict[str, int] = dict(token_dict)
@@ -356,7 +400,8 @@ class FastTokenizer:
                 setattr(self, "_token_%s_id" % name, self._token_dict[token])
         for name in ("unk", "start", "end"):
             if not hasattr(self, "_token_%s_id" % name):
-                raise ValueError("the vocab has no %s token" % getattr(self, "_token_" + name))
+                where = "" if not isinstance(vocab_source, (str, Path)) else " %s" % vocab_source
+                raise ConfigError("the vocab%s has no %s token" % (where, getattr(self, "_token_" + name)))
         self._backend = self._build_backend()
         # Texts that are already normal (most Chinese text) skip the normalizer: faster.
         self._plain_backend = self._build_backend(normalizer=False)

@@ -1,4 +1,4 @@
-"""Tests of the CLUE loaders on the real sample files bundled in examples/clue/samples.
+"""Tests of the CLUE loaders on the real sample files bundled in gau_alpha/data/clue_samples.
 
 Expected counts are computed here independently of the loader (counting non-blank
 lines, regex counts on the raw text, or figures from SOURCES.md); spot-checked
@@ -87,7 +87,7 @@ def test_jsonl_split_loads_every_record(task: str, split: str, name: str) -> Non
     examples = load_split(task, D, split)
     assert len(examples) == nonblank_lines(path)
     assert all(isinstance(e, EXAMPLE_TYPE[task]) for e in examples)
-    labels = TASKS[task]
+    labels = TASKS[task].labels
     if split == "test":
         assert all(e.label is None for e in examples)
     elif task != "cluener":
@@ -108,12 +108,12 @@ def test_ocnli_dev_drops_dash_rows_and_logs_count(caplog: pytest.LogCaptureFixtu
     raw = path.read_text(encoding="utf-8")
     dashes = raw.count('"label":"-"')
     assert dashes == 1  # line 66, id 65, read by eye
-    with caplog.at_level(logging.WARNING, logger="gau_alpha.clue.loaders"):
+    with caplog.at_level(logging.WARNING, logger="gau_alpha.clue.tasks.classification"):
         examples = load_split("ocnli", D, "dev")
     assert len(examples) == nonblank_lines(path) - dashes == 199
     assert 65 not in {e.id for e in examples}
     assert {64, 66} <= {e.id for e in examples}
-    messages = [r.getMessage() for r in caplog.records if r.name == "gau_alpha.clue.loaders"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "gau_alpha.clue.tasks.classification"]
     assert any("dropped 1 of 200" in m and "dev.json" in m for m in messages)
 
 
@@ -477,7 +477,7 @@ def test_wsc_span_text_mismatch_is_logged_not_dropped(tmp_path: Path, caplog: py
     shifted = real.replace('"span1_index": 3', '"span1_index": 4')
     assert shifted != real
     write(tmp_path / "train.json", real + "\n" + shifted + "\n")
-    with caplog.at_level(logging.WARNING, logger="gau_alpha.clue.loaders"):
+    with caplog.at_level(logging.WARNING, logger="gau_alpha.clue.tasks.classification"):
         examples = load_split("wsc", tmp_path, "train")
     assert len(examples) == 2
     assert any("line 2 span1" in r.getMessage() for r in caplog.records)
@@ -527,3 +527,61 @@ def test_chid_blank_without_answer_is_rejected(tmp_path: Path) -> None:
     (tmp_path / "dev_answer.json").unlink()
     with pytest.raises(ClueDataError, match=r"dev_answer\.json: file not found"):
         load_split("chid", tmp_path, "dev")
+
+
+# ------------------------------------------------------------------ duplicate keys and ids
+def test_duplicate_json_key_in_a_line_names_file_and_line(tmp_path: Path) -> None:
+    good = '{"sentence1": "a", "sentence2": "b", "label": "0"}'
+    write(tmp_path / "dev.json", f'{good}\n{{"sentence1": "a", "sentence2": "b", "label": "0", "label": "1"}}\n')
+    with pytest.raises(ClueDataError, match=r"dev\.json, line 2: duplicate key 'label'") as info:
+        load_split("afqmc", tmp_path, "dev")
+    assert info.value.line == 2
+
+
+def test_duplicate_json_key_in_a_document_names_the_line_of_its_object(tmp_path: Path) -> None:
+    document = json.loads((D / "cmrc2018" / "dev.json").read_text(encoding="utf-8"))
+    text = json.dumps(document, ensure_ascii=False, indent=1)
+    # repeat the "question" key inside the first question object
+    first = text.index('"question"')
+    start = text.rindex("{", 0, first)
+    text = text[:first] + '"question": "again",\n' + text[first:]
+    path = write(tmp_path / "dev.json", text)
+    with pytest.raises(ClueDataError, match="duplicate key 'question'") as info:
+        load_file("cmrc2018", path, "dev")
+    assert info.value.line == text.count("\n", 0, start) + 1
+
+
+def test_nested_duplicate_key_is_rejected(tmp_path: Path) -> None:
+    write(tmp_path / "dev.json", '{"text": "张三", "label": {"name": {"张三": [[0, 1]], "张三": [[0, 1]]}}}\n')
+    with pytest.raises(ClueDataError, match="line 1: duplicate key '张三'"):
+        load_split("cluener", tmp_path, "dev")
+
+
+@pytest.mark.parametrize("task, record", [
+    ("afqmc", '{"id": 7, "sentence1": "a", "sentence2": "b"}'),
+    ("tnews", '{"id": 7, "sentence": "x", "keywords": ""}'),
+    ("csl", '{"id": 7, "abst": "x", "keyword": ["y"]}'),
+    ("wsc", '{"id": 7, "text": "他们", "target": {"span1_index": 0, "span1_text": "他", '
+            '"span2_index": 1, "span2_text": "们"}}'),
+    ("cluener", '{"id": 7, "text": "x"}'),
+])
+def test_duplicate_test_id_names_file_and_both_lines(task: str, record: str, tmp_path: Path) -> None:
+    name = split_files(task, tmp_path, "test")[0].name
+    other = record.replace('"id": 7', '"id": 8')
+    write(tmp_path / name, "\n".join([record, other, record]) + "\n")
+    with pytest.raises(ClueDataError, match=r"%s, line 3: duplicate id 7 \(first at line 1\)" % re.escape(name)):
+        load_split(task, tmp_path, "test")
+
+
+def test_labelled_data_may_repeat_ids(tmp_path: Path) -> None:
+    record = '{"id": 7, "abst": "x", "keyword": ["y"], "label": "1"}'
+    write(tmp_path / "dev.json", f"{record}\n{record}\n")
+    assert len(load_split("csl", tmp_path, "dev")) == 2
+
+
+def test_c3_duplicate_test_question_id_names_both_records(tmp_path: Path) -> None:
+    question = {"question": "q?", "choice": ["a", "b"], "id": 3}
+    document = [[["text"], [question]], [["more"], [dict(question, question="p?")]]]
+    path = write(tmp_path / "test1.1.json", json.dumps(document))
+    with pytest.raises(ClueDataError, match=r"record 1 question 0: duplicate question id 3 \(first at record 0 question 0\)"):
+        load_file("c3", path, "test")

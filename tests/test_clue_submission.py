@@ -191,6 +191,17 @@ def test_validator_rejects_missing_keys(tmp_path: Path) -> None:
         validate_submission("chid", path, chid)
 
 
+def test_reader_rejects_repeated_keys(tmp_path: Path) -> None:
+    path = tmp_path / "cmrc2018_predict.json"
+    path.write_text('{"TEST_0_QUERY_0": "a", "TEST_0_QUERY_1": "b", "TEST_0_QUERY_0": "c"}', encoding="utf-8")
+    with pytest.raises(ClueSubmissionError, match="key 'TEST_0_QUERY_0' occurs twice"):
+        read_submission("cmrc2018", path)
+    path = tmp_path / "afqmc_predict.json"
+    path.write_text('{"id": 0, "label": "0"}\n{"id": 1, "label": "0", "label": "1"}\n', encoding="utf-8")
+    with pytest.raises(ClueSubmissionError, match="line 2: key 'label' occurs twice"):
+        read_submission("afqmc", path)
+
+
 # ------------------------------------------------------------ atomic writes
 
 

@@ -1,8 +1,9 @@
 """CLUE fine-tuning: every task end to end on the bundled samples, exact resuming,
 decoders on real records, batching helpers and command-line errors.
 
-The model is a 2-layer GAU-alpha with hidden size 32 and random weights written
-in the release layout, so runs load it exactly like the real checkpoint.
+The model is the project's tiny GAU-alpha (``TINY_CONFIG``: 2 layers, hidden size 128)
+with random weights written in the release layout, so runs load it exactly like the
+real checkpoint.
 """
 from __future__ import annotations
 
@@ -23,30 +24,18 @@ from gau_alpha.clue import (
     validate_submission,
 )
 from gau_alpha.clue.assignment import assign_candidates, min_cost_assignment
-from gau_alpha.clue.base import TaskParams
-from gau_alpha.clue.choice_tasks import C3_CHOICES
 from gau_alpha.clue.features import Feature, collate_inputs, make_batches, pad_arrays, truncate_longest
-from gau_alpha.clue.model_dir import create_random_model_dir
 from gau_alpha.clue.pipeline import RunOptions, run_clue
 from gau_alpha.clue.runner import SAMPLE_EPOCHS, SCRATCH_EPOCHS, SCRATCH_LEARNING_RATE, options_from_args
-from gau_alpha.clue.span_task import char_span_to_tokens, locate_answer
-from gau_alpha.clue.tasks import RECIPE_DEFAULTS, TASK_NAMES, get_task
-from gau_alpha.clue.text_tasks import WSC_MARKERS, mark_wsc_spans
+from gau_alpha.clue.tasks import TASKS, TaskParams, get_spec, get_task
+from gau_alpha.clue.tasks.choice import C3_CHOICES
+from gau_alpha.clue.tasks.classification import WSC_MARKERS, mark_wsc_spans
+from gau_alpha.clue.tasks.span import char_span_to_tokens, locate_answer
+from gau_alpha.model_dir import create_random_model_dir
 from gau_alpha.resources import CLUE_SAMPLES_DIR, RELEASE_VOCAB
 from gau_alpha.tokenization import load_tokenizer
+from helpers import TINY_CONFIG
 
-TINY_CONFIG = {
-    "hidden_act": "swish",
-    "hidden_size": 32,
-    "hidden_dropout_prob": 0.1,
-    "attention_probs_dropout_prob": 0.1,
-    "num_attention_heads": 1,
-    "attention_key_size": 16,
-    "intermediate_size": 64,
-    "num_hidden_layers": 2,
-    "type_vocab_size": 2,
-    "vocab_size": 12000,
-}
 JSON_LINES_TASKS = ("iflytek", "tnews", "afqmc", "cmnli", "ocnli", "wsc", "csl", "c3", "cluener")
 
 
@@ -69,7 +58,7 @@ def smoke_options(task: str, model_dir: Path, output_dir: Path, **changes) -> Ru
         batch_size=4,
         maxlen=64,
         learning_rate=5e-4,
-        grad_accum_steps=RECIPE_DEFAULTS[task].grad_accum_steps,
+        grad_accum_steps=get_spec(task).defaults.grad_accum_steps,
         doc_stride=32,
         max_answer_len=30,
         seed=3,
@@ -83,7 +72,7 @@ def smoke_options(task: str, model_dir: Path, output_dir: Path, **changes) -> Ru
 
 
 # ------------------------------------------------------------------------ end to end
-@pytest.mark.parametrize("task", TASK_NAMES)
+@pytest.mark.parametrize("task", list(TASKS))
 def test_task_trains_evaluates_and_writes_official_submission(task, tiny_model_dir, tmp_path):
     result = run_clue(smoke_options(task, tiny_model_dir, tmp_path / task))
     test = load_split(task, CLUE_SAMPLES_DIR, "test")
@@ -288,7 +277,7 @@ def test_chid_decoding_assigns_candidates_jointly_across_the_passages_of_a_line(
 
 
 def test_wsc_markers_are_vocab_tokens_and_wrap_the_spans(tokenizer):
-    assert tokenizer.token_to_id("_") == tokenizer._token_unk_id  # the recipe's marker is not in this vocab
+    assert tokenizer.token_to_id("_") == tokenizer.unk_id  # the recipe's marker is not in this vocab
     example = load_split("wsc", CLUE_SAMPLES_DIR, "train")[0]
     marked = mark_wsc_spans(example)
     (open1, close1), (open2, close2) = WSC_MARKERS
@@ -297,7 +286,7 @@ def test_wsc_markers_are_vocab_tokens_and_wrap_the_spans(tokenizer):
     assert marked.replace(open1, "").replace(close1, "").replace(open2, "").replace(close2, "") == example.text
     tokens = tokenizer.tokenize(marked)
     for marker in (open1, close1, open2, close2):
-        assert tokens.count(marker) == 1 and tokenizer.token_to_id(marker) != tokenizer._token_unk_id
+        assert tokens.count(marker) == 1 and tokenizer.token_to_id(marker) != tokenizer.unk_id
 
 
 def test_wsc_overlapping_spans_are_reported_with_the_example_id():
@@ -411,3 +400,36 @@ def test_cli_rejects_resume_without_checkpoint_and_missing_model_dir(tmp_path, c
     assert "no checkpoint" in capsys.readouterr().err
     assert cli.main(["clue", "--model-dir", str(tmp_path / "nothing")]) == 2
     assert "--model-dir %s does not exist" % (tmp_path / "nothing") in capsys.readouterr().err
+
+
+def test_cli_reports_an_incomplete_model_dir_in_one_line(tmp_path, capsys):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "bert_config.json").write_text(json.dumps(TINY_CONFIG), encoding="utf-8")
+    assert cli.main(["clue", "--model-dir", str(model), "--output-dir", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert "Traceback" not in error
+    (line,) = [text for text in error.splitlines() if text.startswith("gau-alpha clue: error:")]
+    assert "model directory %s lacks vocab.txt" % model in line
+
+
+def test_runner_main_reports_bad_input_without_the_cli(capsys):
+    from gau_alpha.clue.runner import main
+
+    assert main(["nosuchtask"]) == 2
+    assert "gau-alpha clue: error: unknown CLUE task 'nosuchtask'" in capsys.readouterr().err
+
+
+def test_every_spec_is_complete_and_names_its_family():
+    from gau_alpha.clue.tasks import Task
+
+    assert list(TASKS) == ["iflytek", "tnews", "afqmc", "cmnli", "ocnli", "wsc", "csl",
+                           "cmrc2018", "c3", "chid", "cluener"]
+    for name, spec in TASKS.items():
+        task = get_task(name)
+        assert isinstance(task, spec.family) and issubclass(spec.family, Task)
+        assert task.spec is spec and task.name == name and task.defaults is spec.defaults
+        assert spec.published_dev_score is not None and spec.defaults.learning_rate == 5e-4
+        assert set(spec.files.splits) >= {"train", "dev", "test"}
+    assert get_spec("CLUEWSC2020") is TASKS["wsc"]
+    assert TASKS["cmrc2018"].files.splits == ("train", "dev", "test", "trial")

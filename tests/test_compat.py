@@ -47,13 +47,40 @@ def bert_config_path(tmp_path_factory):
 
 
 def test_all_adaptations_are_listed_and_applied():
-    assert compat._applied
+    assert compat._applied  # this module imported bert4keras after gau_alpha (conftest)
     assert compat.ADAPTATIONS == [
         "environment", "distutils", "legacy_optimizers", "adafactor_learning_rate", "distinct_initializers",
-        "recompute", "save_weights_as_checkpoint", "residual_attention_with_masks", "mixed_precision",
+        "recompute", "save_weights_as_checkpoint", "mixed_precision",
     ]
     assert os.environ["TF_USE_LEGACY_KERAS"] == "1" and os.environ["TF_KERAS"] == "1"
     assert tf.keras.__name__.startswith("tf_keras")
+
+
+def test_apply_is_idempotent():
+    import bert4keras.models as b4k_models
+
+    patched = (b4k_models.Transformer.apply, b4k_models.Transformer.save_weights_as_checkpoint,
+               b4k_optimizers.AdaFactorBase.learning_rate)
+    compat.apply()
+    compat.apply()
+    assert compat._applied
+    assert (b4k_models.Transformer.apply, b4k_models.Transformer.save_weights_as_checkpoint,
+            b4k_optimizers.AdaFactorBase.learning_rate) == patched
+
+
+def test_importing_bert4keras_after_gau_alpha_applies_compat():
+    """``import gau_alpha`` loads no TensorFlow and adapts nothing; the first import of
+    bert4keras (by anyone) applies every adaptation."""
+    result = run_python("""
+        import sys
+        import gau_alpha
+        from gau_alpha import compat
+        print("tensorflow" in sys.modules, compat._applied)
+        import bert4keras.models
+        print(compat._applied, bert4keras.models.Transformer.save_weights_as_checkpoint is compat._save_weights_as_checkpoint)
+    """)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["False", "False", "True", "True"]
 
 
 # 1 ----------------------------------------------------------------------------------
@@ -62,6 +89,7 @@ def test_keras3_already_imported_is_a_clear_error():
         import tensorflow as tf
         tf.keras.layers.Dense  # resolves tf.keras to Keras 3
         import gau_alpha
+        import bert4keras  # applies the adaptations, which find Keras 3
     """)
     assert result.returncode != 0
     assert "KerasVersionError" in result.stderr
@@ -106,8 +134,8 @@ def test_import_works_without_distutils():
         import sys
         sys.modules["distutils"] = None  # `import distutils` now raises ImportError
         import gau_alpha
+        import bert4keras.backend as b  # applies the adaptations, the shim among them
         from distutils.util import strtobool
-        import bert4keras.backend as b
         print(strtobool("yes"), strtobool("off"), b.do_recompute)
     """)
     assert result.returncode == 0, result.stderr
@@ -279,30 +307,6 @@ def test_bert_save_weights_as_checkpoint_in_tf1_format(bert_config_path, tmp_pat
 
 
 # 8 ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("application", ["encoder", "lm", "unilm"])
-def test_bert4keras_residual_attention_scores_with_masks(bert_config_path, tmp_path, application):
-    """bert4keras's own flag works with lm/unilm masks and equals our 'previous' mode."""
-    reference = bert4keras_build(bert_config_path, model="bert", application=application, with_mlm="linear",
-                                 residual_attention_scores=True, return_keras_model=False)
-    for index in range(BERT_CONFIG["num_hidden_layers"]):  # scores large enough to matter
-        attention = reference.model.get_layer("Transformer-%d-MultiHeadSelfAttention" % index)
-        for dense in (attention.q_dense, attention.k_dense):
-            dense.kernel.assign(dense.kernel * 15.0)
-    reference.save_weights_as_checkpoint(str(tmp_path / "bert_model.ckpt"))
-    ours = gau_alpha.build_transformer_model(bert_config_path, str(tmp_path / "bert_model.ckpt"), model="bert",
-                                             application=application, residual_attention_scores=True, with_mlm="linear",
-                                             residual_attention_mode="previous", allow_unused_weights=False)
-    plain = gau_alpha.build_transformer_model(bert_config_path, str(tmp_path / "bert_model.ckpt"), model="bert",
-                                              application=application, with_mlm="linear")
-    tokens, segments = padded_batch([10, 16, 5], 200, seed=2)
-    want = reference.model.predict([tokens, segments], verbose=0)
-    got = ours.predict([tokens, segments], verbose=0)
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
-    without_residual = np.abs(plain.predict([tokens, segments], verbose=0) - want).max()
-    assert without_residual > max(100 * np.abs(got - want).max(), 1e-3)  # the residual matters
-
-
-# 9 ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("policy, tolerance", [("mixed_float16", 0.05), ("mixed_bfloat16", 0.25)])
 def test_mixed_precision_gau_alpha_and_reference(tiny_release, policy, tolerance):
     from reference import ReferenceGAUAlpha

@@ -6,6 +6,7 @@ in its own virtual environment (``bash scripts/install_port.sh`` makes ``.venv-p
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickle
@@ -20,26 +21,30 @@ import pytest
 import tensorflow as tf
 
 import helpers
+from helpers import tf1_name
 from gau_alpha import build_transformer_model, cli, read_tf1_checkpoint, write_tf1_checkpoint
-from gau_alpha.checkpoints import CheckpointError
+from gau_alpha.atomic import owner_pid
 from gau_alpha.convert import (
     ConversionError,
-    Dims,
+    ConversionRunError,
     backbone_name_map,
     check_bijection,
     convert,
     detect_format,
+    dims_from_config,
     read_checkpoint,
 )
 from gau_alpha.convert import cli as convert_cli
 from gau_alpha.convert import names, torch_format
-from gau_alpha.convert.names import NameMapping
+from gau_alpha.errors import CheckpointError
+from gau_alpha.spec import ModelDims
 
 REPO = Path(__file__).resolve().parent.parent
 PORT_PYTHON = REPO / ".venv-port" / "bin" / "python"
 PORT_RUNNER = Path(__file__).resolve().parent / "port_runner.py"
-TINY = helpers.TINY_CONFIG  # 2 layers, H 64, E 128, S 16, the real 12000-token vocab
-TINY_DIMS = Dims(12000, 2, 64, 128, 16, 2)
+TINY = helpers.TINY_CONFIG  # 2 layers, H 128, E 256, S 32, the real 12000-token vocab
+TINY_DIMS = ModelDims.from_config(TINY)
+H, E, S = TINY_DIMS.hidden_size, TINY_DIMS.intermediate_size, TINY_DIMS.attention_key_size
 
 needs_port = pytest.mark.skipif(
     not PORT_PYTHON.exists(),
@@ -58,8 +63,8 @@ def assert_identical(expected: Dict[str, np.ndarray], actual: Dict[str, np.ndarr
 
 
 def leftovers(parent: Path) -> List[str]:
-    """Temporary directories a conversion may have left in ``parent``."""
-    return sorted(p.name for p in parent.iterdir() if ".partial-" in p.name or ".old-" in p.name)
+    """Temporary directories a conversion may have left in ``parent`` (gau_alpha.atomic's names)."""
+    return sorted(p.name for p in parent.iterdir() if owner_pid(p) is not None)
 
 
 def release_dir(path: Path, config=TINY, extra: Dict[str, np.ndarray] = None, seed: int = 0) -> Path:
@@ -100,27 +105,38 @@ def test_name_map_matches_the_keras_model_and_the_port_layout():
     keras_names = [n for names_ in transformer.variable_mapping().values() for n in names_]
     assert sorted(m.tf1 for m in mapping) == sorted(keras_names)
     gau = transformer.model.get_layer("Transformer-1-GatedAttentionUnit")
-    assert tuple(gau.i_dense.kernel.shape) == (64, 2 * 128 + 16)
+    assert tuple(gau.i_dense.kernel.shape) == (H, 2 * E + S)
     by_tf1 = {m.tf1: m for m in mapping}
     # The port's keys as its modules spell them (GAUAlphaModel: embeddings.*, encoder.layer.N.gau.*);
     # nn.Linear holds [out, in].
-    layer = by_tf1["GAU_alpha/encoder/layer_1/gau/i_dense/kernel"]
-    assert (layer.torch, layer.transpose, layer.torch_shape) == ("encoder.layer.1.gau.i_dense.weight", True, (272, 64))
-    out = by_tf1["GAU_alpha/encoder/layer_0/gau/o_dense/kernel"]
-    assert (out.torch, out.torch_shape) == ("encoder.layer.0.gau.o_dense.weight", (64, 128))
-    gamma = by_tf1["GAU_alpha/encoder/layer_1/gau/k_scaleoffset/gamma"]
+    layer = by_tf1[tf1_name("i_dense/kernel", 1)]
+    assert (layer.torch, layer.transpose, layer.torch_shape) == ("encoder.layer.1.gau.i_dense.weight", True, (2 * E + S, H))
+    out = by_tf1[tf1_name("o_dense/kernel", 0)]
+    assert (out.torch, out.torch_shape) == ("encoder.layer.0.gau.o_dense.weight", (H, E))
+    gamma = by_tf1[tf1_name("k_scaleoffset/gamma", 1)]
     assert (gamma.torch, gamma.transpose) == ("encoder.layer.1.gau.k_scaleoffset.weight", False)
-    assert by_tf1["bert/embeddings/word_embeddings"].torch == "embeddings.word_embeddings.weight"
-    assert by_tf1["bert/embeddings/token_type_embeddings"].torch_shape == (2, 64)
+    assert by_tf1[tf1_name("Embedding-Token")].torch == "embeddings.word_embeddings.weight"
+    assert by_tf1[tf1_name("Embedding-Segment")].torch_shape == (2, H)
     assert len(mapping) == 2 + 4 * 2
-    assert len(backbone_name_map(Dims(12000, 2, 768, 1536, 128, 24))) == 98  # the release's count
+    assert len(backbone_name_map(ModelDims.from_config(helpers.base_config()))) == 98  # the release's count
 
 
 def test_bijection_check_rejects_a_duplicate():
     mapping = backbone_name_map(TINY_DIMS)
-    bad = mapping + [NameMapping("extra/kernel", mapping[0].torch, False, (1,))]
+    bad = mapping + [dataclasses.replace(mapping[0], tf1="extra/kernel", shape=(1,))]
     with pytest.raises(ConversionError, match="embeddings.word_embeddings.weight is used 2 times"):
         check_bijection(bad)
+
+
+def test_factorised_embeddings_cannot_be_converted():
+    """The port has no embedding mapping: a config with embedding_size != hidden_size is refused."""
+    config = dict(TINY, embedding_size=H // 2)
+    with pytest.raises(ConversionError, match="factorised embeddings are not supported"):
+        dims_from_config(config, "bert_config.json")
+    with pytest.raises(ConversionError, match="no counterpart"):
+        backbone_name_map(ModelDims.from_config(config))
+    with pytest.raises(ConversionError, match="hidden_size"):
+        dims_from_config(dict(TINY, hidden_size=0), "bert_config.json")
 
 
 def test_head_names_map_both_ways_and_reject_other_spellings():
@@ -136,7 +152,7 @@ def test_head_names_map_both_ways_and_reject_other_spellings():
 def test_tf1_torch_transposes_are_exact_and_inverse():
     tensors = helpers.random_release_tensors(TINY, seed=3)
     state = names.tf1_to_torch(tensors, TINY_DIMS)
-    kernel = tensors["GAU_alpha/encoder/layer_0/gau/i_dense/kernel"]
+    kernel = tensors[tf1_name("i_dense/kernel", 0)]
     assert np.array_equal(state["encoder.layer.0.gau.i_dense.weight"], kernel.T)
     assert_identical(tensors, names.torch_to_tf1(state, TINY_DIMS, "state"))
     # The port's published layout: backbone under gau_alpha., plus the tied MLM decoder.
@@ -148,7 +164,7 @@ def test_tf1_torch_transposes_are_exact_and_inverse():
 # ----------------------------------------------------------------------- round trips
 def test_round_trip_tf1_keras_torch_tf1_is_bit_identical(tmp_path, capsys):
     extra = {
-        "head/classifier/kernel": np.random.default_rng(1).standard_normal((64, 3)).astype(np.float32),
+        "head/classifier/kernel": np.random.default_rng(1).standard_normal((H, 3)).astype(np.float32),
         "head/classifier/bias": np.arange(3, dtype=np.float16),
     }
     src = release_dir(tmp_path / "src", extra=extra)
@@ -173,7 +189,7 @@ def test_round_trip_tf1_keras_torch_tf1_is_bit_identical(tmp_path, capsys):
     assert np.array_equal(state["head.classifier.bias"], extra["head/classifier/bias"])
     assert state["head.classifier.bias"].dtype == np.float16
     assert np.array_equal(
-        state["encoder.layer.1.gau.o_dense.weight"], source["GAU_alpha/encoder/layer_1/gau/o_dense/kernel"].T
+        state["encoder.layer.1.gau.o_dense.weight"], source[tf1_name("o_dense/kernel", 1)].T
     )
 
     convert(tmp_path / "torch", tmp_path / "back", to="tf1")
@@ -189,12 +205,12 @@ def test_torch_config_has_every_field_the_port_reads(tmp_path):
     config = json.loads((tmp_path / "torch" / "config.json").read_text())
     # GAUAlphaConfig.__init__ of gau-alpha 0.0.3 reads these (plus transformers' own fields).
     port_fields = {
-        "vocab_size": 12000, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+        "vocab_size": 12000, "hidden_size": H, "intermediate_size": E, "num_hidden_layers": 2,
         "max_position_embeddings": 1024, "type_vocab_size": 2, "initializer_range": 0.02,
-        "attention_key_size": 16, "layer_norm_eps": tf.keras.backend.epsilon(), "pad_token_id": 0,
+        "attention_key_size": S, "layer_norm_eps": tf.keras.backend.epsilon(), "pad_token_id": 0,
         "gradient_checkpointing": False, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
         "hidden_act": "swish", "classifier_dropout": 0.1, "use_bias": False, "normalization": "softmax_plus",
-        "attention_scale": True, "embedding_size": 64, "architectures": ["GAUAlphaForMaskedLM"],
+        "attention_scale": True, "embedding_size": H, "architectures": ["GAUAlphaForMaskedLM"],
         "model_type": "gau_alpha", "torch_dtype": "float32",
     }
     assert {k: config.get(k) for k in port_fields} == port_fields
@@ -227,7 +243,7 @@ def test_round_trip_of_the_base_config_is_bit_identical(tmp_path):
 @needs_port
 @pytest.mark.port
 def test_port_loads_our_torch_output_and_matches_keras(tmp_path):
-    head = {"head/classifier/kernel": np.ones((64, 3), np.float32)}
+    head = {"head/classifier/kernel": np.ones((H, 3), np.float32)}
     src = release_dir(tmp_path / "src", extra=head, seed=7)
     convert(src, tmp_path / "torch", to="torch")
     tokens, segments = helpers.padded_batch([16, 37, 24, 50], TINY["vocab_size"], seed=2)
@@ -306,16 +322,33 @@ def test_missing_index_is_named(tmp_path):
 def test_wrong_shapes_are_listed(tmp_path):
     src = release_dir(tmp_path / "src")
     tensors = read_tf1_checkpoint(src)
-    tensors["GAU_alpha/encoder/layer_1/gau/i_dense/kernel"] = np.zeros((64, 100), np.float32)
-    tensors["bert/embeddings/token_type_embeddings"] = np.zeros((3, 64), np.float32)
+    tensors[tf1_name("i_dense/kernel", 1)] = np.zeros((H, 100), np.float32)
+    tensors[tf1_name("Embedding-Segment")] = np.zeros((3, H), np.float32)
     write_tf1_checkpoint(src / "bert_model.ckpt", tensors)
     with pytest.raises(ConversionError) as caught:
         convert(src, tmp_path / "out", to="torch")
     message = str(caught.value)
-    kernel = "GAU_alpha/encoder/layer_1/gau/i_dense/kernel"
-    assert "wrong shape for %s: found (64, 100), expected (64, 272)" % kernel in message
-    assert "wrong shape for bert/embeddings/token_type_embeddings: found (3, 64), expected (2, 64)" in message
+    kernel = tf1_name("i_dense/kernel", 1)
+    assert "wrong shape for %s: found (%d, 100), expected (%d, %d)" % (kernel, H, H, 2 * E + S) in message
+    segments = tf1_name("Embedding-Segment")
+    assert "wrong shape for %s: found (3, %d), expected (2, %d)" % (segments, H, H) in message
     assert_nothing_written(tmp_path / "out")
+
+
+def test_a_checkpoint_of_another_depth_says_so_first():
+    """The command line shows only the first line of a long list: it names the depths."""
+    tensors = helpers.random_release_tensors(dict(TINY, num_hidden_layers=3))
+    with pytest.raises(ConversionError) as caught:
+        names.check_tf1_tensors(tensors, TINY_DIMS, "ckpt")
+    first, *rest = str(caught.value).splitlines()
+    assert first == "ckpt does not hold a GAU-alpha checkpoint of its config: it has 3 layers, the config " \
+                    "says num_hidden_layers 2:"
+    assert len(rest) == 4 and all("unknown variable " + tf1_name("i_dense/kernel", 2).rsplit("/", 2)[0] + "/" in line
+                                   for line in rest)
+    state = names.tf1_to_torch(helpers.random_release_tensors(TINY), TINY_DIMS)
+    deeper = ModelDims.from_config(dict(TINY, num_hidden_layers=4))
+    with pytest.raises(ConversionError, match="it has 2 layers, the config says num_hidden_layers 4"):
+        names.torch_to_tf1(state, deeper, "state")
 
 
 def test_unknown_variables_are_listed(tmp_path):
@@ -341,13 +374,13 @@ def test_unknown_and_untied_torch_keys_are_listed(tmp_path):
 
     path = tmp_path / "torch" / "model.safetensors"
     state = load_file(str(path))
-    state["classifier.weight"] = np.zeros((3, 64), np.float32)
+    state["classifier.weight"] = np.zeros((3, H), np.float32)
     state["cls.predictions.decoder.weight"] = state["embeddings.word_embeddings.weight"] + 1
     save_file(state, str(path), metadata={"format": "pt"})
     with pytest.raises(ConversionError) as caught:
         read_checkpoint(tmp_path / "torch")
     message = str(caught.value)
-    assert "unknown key classifier.weight (3, 64) float32" in message
+    assert "unknown key classifier.weight (3, %d) float32" % H in message
     assert "cls.predictions.decoder.weight is not tied" in message
 
 
@@ -438,34 +471,47 @@ def test_existing_destination_is_refused_unless_overwrite(tmp_path, capsys):
     dst = tmp_path / "out"
     dst.mkdir()
     (dst / "old.txt").write_text("keep me")
-    assert cli.main(["convert", str(src), str(dst), "--to", "torch"]) == 1
+    assert cli.main(["convert", str(src), str(dst), "--to", "torch"]) == 2  # bad input
     assert "already exists; pass --overwrite" in capsys.readouterr().err
     assert sorted(os.listdir(dst)) == ["old.txt"]
+    # --overwrite replaces only a checkpoint directory: unrelated files are kept.
+    assert cli.main(["convert", str(src), str(dst), "--to", "torch", "--overwrite"]) == 2
+    assert "holds no checkpoint of one known format" in capsys.readouterr().err
+    assert sorted(os.listdir(dst)) == ["old.txt"]
+    (dst / "old.txt").unlink()  # an empty directory may be replaced
     assert cli.main(["convert", str(src), str(dst), "--to", "torch", "--overwrite"]) == 0
     assert sorted(os.listdir(dst)) == ["config.json", "model.safetensors", "vocab.txt"]
+    assert cli.main(["convert", str(src), str(dst), "--to", "tf1", "--overwrite"]) == 0  # so may a conversion
+    assert sorted(os.listdir(dst)) == [
+        "bert_config.json", "bert_model.ckpt.data-00000-of-00001", "bert_model.ckpt.index", "checkpoint", "vocab.txt"
+    ]
     assert leftovers(tmp_path) == []
 
 
-def test_failed_verification_leaves_nothing_and_keeps_the_old_destination(tmp_path, monkeypatch):
+def test_failed_verification_leaves_nothing_and_keeps_the_old_destination(tmp_path, monkeypatch, capsys):
     src = release_dir(tmp_path / "src")
+    convert(src, tmp_path / "old", to="torch")
+    old = {p.name: p.read_bytes() for p in (tmp_path / "old").iterdir()}
     real_write = torch_format.write
 
     def corrupting_write(bundle, directory, **options):
         bundle = type(bundle)(**{**bundle.__dict__, "tensors": dict(bundle.tensors)})
-        name = "GAU_alpha/encoder/layer_0/gau/q_scaleoffset/gamma"
+        name = tf1_name("q_scaleoffset/gamma", 0)
         bundle.tensors[name] = bundle.tensors[name] + np.float32(1e-3)
         return real_write(bundle, directory, **options)
 
     monkeypatch.setattr(torch_format, "write", corrupting_write)
-    with pytest.raises(ConversionError, match="layer_0/gau/q_scaleoffset/gamma: values differ"):
+    with pytest.raises(ConversionRunError, match="layer_0/gau/q_scaleoffset/gamma: values differ"):
         convert(src, tmp_path / "out", to="torch")
     assert_nothing_written(tmp_path / "out")
-    (tmp_path / "old").mkdir()
-    (tmp_path / "old" / "keep.txt").write_text("x")
-    with pytest.raises(ConversionError):
+    with pytest.raises(ConversionRunError):
         convert(src, tmp_path / "old", to="torch", overwrite=True)
-    assert sorted(os.listdir(tmp_path / "old")) == ["keep.txt"]
+    assert {p.name: p.read_bytes() for p in (tmp_path / "old").iterdir()} == old
     assert leftovers(tmp_path) == []
+    # A failed run, not bad input: exit status 1, one line.
+    assert cli.main(["convert", str(src), str(tmp_path / "out"), "--to", "torch"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "verification of" in err[0] and "values differ" in err[0]
 
 
 def test_source_without_a_checkpoint_or_with_two_formats(tmp_path):

@@ -170,10 +170,19 @@ def test_gau_residual_attention_over_three_layers(mode, lengths):
         np_x = np_outputs[-1]
     _, np_passed = residual_logits(np_scores, mode)
 
+    def gau_inputs(tf_x):
+        return [tf_x, table], [tf.constant(mask), None], {"p_bias": "rotary"}
+
+    check_stacked_residual_layers(layers, x, gau_inputs, np_outputs, np_passed)
+
+
+def check_stacked_residual_layers(layers, x, make_inputs, np_outputs, np_passed):
+    """Run ``layers`` in sequence, threading each layer's residual scores into the next as
+    the last input (``r_scores``), and compare outputs and passed scores with numpy's.
+    ``make_inputs(x) -> (inputs, masks, kwargs)`` gives a layer's inputs before the scores."""
     tf_x, previous = x, None
     for index, layer in enumerate(layers):
-        inputs, kwargs = [tf_x, table], {"p_bias": "rotary"}
-        masks = [tf.constant(mask), None]
+        inputs, masks, kwargs = make_inputs(tf_x)
         if previous is not None:
             inputs.append(previous)
             masks.append(None)
@@ -183,12 +192,24 @@ def test_gau_residual_attention_over_three_layers(mode, lengths):
         np.testing.assert_allclose(tf_x.numpy(), np_outputs[index], rtol=RTOL, atol=1e-4)
 
 
+def boolean_attention_mask(kind):
+    """None, the (N, N) causal LM mask, or a (B, N, N) UniLM mask (second segment from 4 / 7)."""
+    if kind is None:
+        return None
+    if kind == "lm":
+        return np.tril(np.ones((N, N), bool))
+    segments = np.stack([np.arange(N) >= start for start in (4, 7)]).astype(np.int32)
+    index = np.cumsum(segments, axis=1)
+    return index[:, None, :] <= index[:, :, None]
+
+
 @pytest.mark.parametrize("mode", ["cumulative", "mean", "previous"])
-@pytest.mark.parametrize("lengths", [[N, N], [N, 6]])
-def test_multi_head_residual_attention_over_three_layers(mode, lengths):
+@pytest.mark.parametrize("lengths, attention_mask", [([N, N], None), ([N, 6], None), ([N, 6], "lm"), ([N, 6], "unilm")])
+def test_multi_head_residual_attention_over_three_layers(mode, lengths, attention_mask):
     rng = np.random.default_rng(7)
     heads, size = 2, 8
     mask = key_mask(lengths)
+    allowed = boolean_attention_mask(attention_mask)
     layers = []
     for index in range(3):
         layer = ResidualMultiHeadAttention(heads=heads, head_size=size, residual_attention=mode, layer_index=index)
@@ -204,7 +225,8 @@ def test_multi_head_residual_attention_over_three_layers(mode, lengths):
         logits, _ = residual_logits(np_scores, mode)
         out = []
         for b in range(B):
-            weights = normalize(logits[index][b], mask[b], "softmax")  # (h, N, N)
+            visible = None if allowed is None else (allowed if allowed.ndim == 2 else allowed[b])
+            weights = normalize(logits[index][b], mask[b], "softmax", visible=visible)  # (h, N, N)
             v = (np_x[b] @ wv + bv).reshape(N, heads, size)
             context = np.einsum("hnm,mhd->nhd", weights, v).reshape(N, heads * size)
             out.append(context @ wo + bo)
@@ -212,17 +234,15 @@ def test_multi_head_residual_attention_over_three_layers(mode, lengths):
         np_x = np_outputs[-1]
     _, np_passed = residual_logits(np_scores, mode)
 
-    tf_x, previous = x, None
-    for index, layer in enumerate(layers):
-        inputs, kwargs = [tf_x, tf_x, tf_x], {}
-        masks = [tf.constant(mask)] * 3
-        if previous is not None:
-            inputs.append(previous)
+    def mha_inputs(tf_x):
+        inputs, masks, kwargs = [tf_x, tf_x, tf_x], [tf.constant(mask)] * 3, {}
+        if allowed is not None:
+            inputs.append(tf.constant(allowed))
             masks.append(None)
-            kwargs["r_scores"] = True
-        tf_x, previous = layer(inputs, mask=masks, **kwargs)
-        np.testing.assert_allclose(previous.numpy(), np_passed[index], rtol=RTOL, atol=1e-4)
-        np.testing.assert_allclose(tf_x.numpy(), np_outputs[index], rtol=RTOL, atol=1e-4)
+            kwargs["a_bias"] = True
+        return inputs, masks, kwargs
+
+    check_stacked_residual_layers(layers, x, mha_inputs, np_outputs, np_passed)
 
 
 def test_rope_matches_rotation_formula():

@@ -1,6 +1,7 @@
 """GAU-alpha model: parity with the bert4keras reference, builders, strict checkpoint loading."""
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -8,6 +9,8 @@ import pytest
 import gau_alpha
 from bert4keras.models import build_transformer_model as bert4keras_build
 from gau_alpha.checkpoints import CheckpointError
+from gau_alpha.errors import ConfigError, ModelDirError
+from gau_alpha.spec import TOKEN_EMBEDDINGS, ModelDims, backbone_tensors
 from helpers import TINY_CONFIG, base_config, padded_batch, random_release_tensors, write_release_dir
 from reference import ReferenceGAUAlpha
 
@@ -73,7 +76,7 @@ def test_bert4keras_builder_accepts_the_class(tiny_release):
     )
     expected = random_release_tensors(TINY_CONFIG)
     weight = via_bert4keras.get_layer("Transformer-1-GatedAttentionUnit").trainable_weights[0]
-    np.testing.assert_array_equal(weight.numpy(), expected["GAU_alpha/encoder/layer_1/gau/i_dense/kernel"])
+    np.testing.assert_array_equal(weight.numpy(), expected[_tensor("Transformer-1-GatedAttentionUnit", "i_dense/kernel").tf1])
 
 
 def test_layer_names_and_weight_order_match_the_release(tiny_release):
@@ -115,7 +118,44 @@ def test_builder_rejects_bad_arguments(tiny_release):
         gau_alpha.build_transformer_model(os.path.join(tiny_release, "no_such_config.json"))
 
 
+def test_unknown_model_name_is_a_config_error_listing_the_names(tiny_release):
+    with pytest.raises(ConfigError) as info:
+        gau_alpha.build_transformer_model(os.path.join(tiny_release, "bert_config.json"), model="nonsense")
+    message = str(info.value)
+    assert "\n" not in message and "'nonsense'" in message
+    for name in ("gau_alpha", "bert", "roberta", "roformer", "roformer_v2", "albert", "nezha"):
+        assert name in message
+
+
+@pytest.mark.parametrize("model", ["gau_alpha", "bert"])
+def test_config_file_problems_are_reported_before_bert4keras_reads_it(tmp_path, model):
+    missing = tmp_path / "missing.json"
+    with pytest.raises(ModelDirError, match="missing.json does not exist"):
+        gau_alpha.build_transformer_model(str(missing), model=model)
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    with pytest.raises(ConfigError, match="broken.json is not valid JSON"):
+        gau_alpha.build_transformer_model(str(broken), model=model)
+    not_object = tmp_path / "list.json"
+    not_object.write_text("[1, 2]")
+    with pytest.raises(ConfigError, match="list.json: a model config must be a JSON object"):
+        gau_alpha.build_transformer_model(str(not_object), model=model)
+
+
+def test_gau_alpha_config_is_checked_by_read_config(tmp_path):
+    path = tmp_path / "bert_config.json"
+    path.write_text(json.dumps({k: v for k, v in TINY_CONFIG.items() if k != "attention_key_size"}))
+    with pytest.raises(ConfigError, match="missing key 'attention_key_size'"):
+        gau_alpha.build_transformer_model(str(path))
+
+
 # ------------------------------------------------------------------ strict loading
+def _tensor(layer, weight):
+    """The spec of TINY_CONFIG's tensor held by ``layer``'s ``weight`` (names come from gau_alpha.spec)."""
+    tensors = {(t.keras_layer, t.keras_weight): t for t in backbone_tensors(ModelDims.from_config(TINY_CONFIG))}
+    return tensors[(layer, weight)]
+
+
 def _write(tmp_path, tensors):
     gau_alpha.write_tf1_checkpoint(tmp_path / "bert_model.ckpt", tensors)
     (tmp_path / "bert_config.json").write_text(json.dumps(TINY_CONFIG))
@@ -124,17 +164,20 @@ def _write(tmp_path, tensors):
 
 def test_missing_variable_is_reported_by_name(tmp_path):
     tensors = random_release_tensors(TINY_CONFIG)
-    del tensors["GAU_alpha/encoder/layer_1/gau/o_dense/kernel"]
+    o_dense = _tensor("Transformer-1-GatedAttentionUnit", "o_dense/kernel")
+    del tensors[o_dense.tf1]
     config_path, ckpt = _write(tmp_path, tensors)
-    with pytest.raises(CheckpointError, match=r"missing variable GAU_alpha/encoder/layer_1/gau/o_dense/kernel .*shape \(128, 64\)"):
+    e, h = TINY_CONFIG["intermediate_size"], TINY_CONFIG["hidden_size"]
+    with pytest.raises(CheckpointError, match=r"missing variable %s .*shape \(%d, %d\)" % (re.escape(o_dense.tf1), e, h)):
         gau_alpha.build_transformer_model(config_path, ckpt)
 
 
 def test_wrong_shape_is_reported_with_both_shapes(tmp_path):
     tensors = random_release_tensors(TINY_CONFIG)
-    tensors["GAU_alpha/encoder/layer_0/gau/q_scaleoffset/gamma"] = np.ones(8, np.float32)
+    tensors[_tensor("Transformer-0-GatedAttentionUnit", "q_scaleoffset/gamma").tf1] = np.ones(8, np.float32)
     config_path, ckpt = _write(tmp_path, tensors)
-    with pytest.raises(CheckpointError, match=r"q_scaleoffset/gamma: checkpoint \(8,\), model \(16,\)"):
+    key_size = TINY_CONFIG["attention_key_size"]
+    with pytest.raises(CheckpointError, match=r"q_scaleoffset/gamma: checkpoint \(8,\), model \(%d,\)" % key_size):
         gau_alpha.build_transformer_model(config_path, ckpt)
 
 
@@ -146,7 +189,7 @@ def test_unused_variable_is_an_error_unless_allowed(tmp_path):
         gau_alpha.build_transformer_model(config_path, ckpt)
     model = gau_alpha.build_transformer_model(config_path, ckpt, allow_unused_weights=True)
     np.testing.assert_array_equal(
-        model.get_layer("Embedding-Token").embeddings.numpy(), tensors["bert/embeddings/word_embeddings"]
+        model.get_layer("Embedding-Token").embeddings.numpy(), tensors[TOKEN_EMBEDDINGS]
     )
 
 
@@ -167,13 +210,15 @@ def test_missing_index_names_the_file(tmp_path):
 
 def test_all_problems_are_listed_together(tmp_path):
     tensors = random_release_tensors(TINY_CONFIG)
-    del tensors["bert/embeddings/token_type_embeddings"]
-    tensors["GAU_alpha/encoder/layer_1/gau/i_dense/kernel"] = np.zeros((64, 10), np.float32)
+    segment = _tensor("Embedding-Segment", "embeddings").tf1
+    i_dense = _tensor("Transformer-1-GatedAttentionUnit", "i_dense/kernel")
+    del tensors[segment]
+    tensors[i_dense.tf1] = np.zeros((64, 10), np.float32)
     tensors["global_step"] = np.array(7, np.int64)
     config_path, ckpt = _write(tmp_path, tensors)
     with pytest.raises(CheckpointError) as info:
         gau_alpha.build_transformer_model(config_path, ckpt)
     message = str(info.value)
-    assert "missing variable bert/embeddings/token_type_embeddings" in message
-    assert "shape mismatch for variable GAU_alpha/encoder/layer_1/gau/i_dense/kernel: checkpoint (64, 10), model (64, 272)" in message
+    assert "missing variable %s" % segment in message
+    assert "shape mismatch for variable %s: checkpoint (64, 10), model %s" % (i_dense.tf1, i_dense.shape) in message
     assert "unused checkpoint variable global_step" in message

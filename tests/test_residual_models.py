@@ -6,6 +6,9 @@ import pytest
 import tensorflow as tf
 
 import gau_alpha
+from bert4keras.layers import Lambda
+from bert4keras.models import BERT, LM_Mask, UniLM_Mask
+from bert4keras.models import build_transformer_model as bert4keras_build
 from helpers import TINY_CONFIG, padded_batch
 from numpy_reference import gau_projections, mha_projections, residual_logits
 
@@ -104,3 +107,58 @@ def test_modes_give_different_models(tmp_path):
             assert np.abs(outputs[names[i]] - outputs[names[j]]).max() > 1e-4, (names[i], names[j])
     with pytest.raises(ValueError, match="residual_attention_mode"):
         gau_alpha.build_transformer_model(config_path, residual_attention_scores=True, residual_attention_mode="sum")
+
+
+# ------------------------------------------- 'previous' = bert4keras's own residual attention
+class AdditiveMask:
+    """bert4keras's residual_attention_scores adds the previous scores to the attention
+    bias with an ``Add`` layer, which fails for the boolean lm/unilm masks; this oracle
+    gives it the mask as the additive bias it needs."""
+
+    def compute_attention_bias(self, inputs=None):
+        if getattr(self, "additive_mask", None) is None:
+            allowed = super().compute_attention_bias(inputs)
+            self.additive_mask = None if allowed is None else self.apply(
+                inputs=allowed, layer=Lambda, function=_mask_to_bias, name="Attention-Mask-Bias"
+            )
+        return self.additive_mask
+
+
+def _mask_to_bias(allowed):
+    """(N, N) or (B, N, N) boolean mask -> additive bias broadcastable to (B, h, N, N)."""
+    bias = (1.0 - tf.cast(allowed, tf.float32)) * -1e12
+    return bias[None, None] if bias.shape.rank == 2 else bias[:, None]
+
+
+REFERENCE_BERT = {
+    "encoder": BERT,
+    "lm": type("ReferenceLMBERT", (AdditiveMask, LM_Mask, BERT), {}),
+    "unilm": type("ReferenceUniLMBERT", (AdditiveMask, UniLM_Mask, BERT), {}),
+}
+
+
+@pytest.mark.parametrize("application", ["encoder", "lm", "unilm"])
+def test_previous_mode_equals_bert4keras_residual_attention_with_masks(tmp_path, application):
+    """Our 'previous' mode with lm/unilm masks (boolean, handled in the layer) gives
+    bert4keras's own residual_attention_scores=True outputs."""
+    config = dict(MHA_CONFIG, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    config_path = _config_file(tmp_path, config)
+    # the application's mask lives in the reference class (bert4keras would wrap it again)
+    reference = bert4keras_build(config_path, model=REFERENCE_BERT[application], with_mlm="linear",
+                                 residual_attention_scores=True, return_keras_model=False)
+    for index in range(config["num_hidden_layers"]):  # scores large enough to matter
+        attention = reference.model.get_layer("Transformer-%d-MultiHeadSelfAttention" % index)
+        for dense in (attention.q_dense, attention.k_dense):
+            dense.kernel.assign(dense.kernel * 15.0)
+    reference.save_weights_as_checkpoint(str(tmp_path / "bert_model.ckpt"))
+    ours = gau_alpha.build_transformer_model(config_path, str(tmp_path / "bert_model.ckpt"), model="bert",
+                                             application=application, residual_attention_scores=True, with_mlm="linear",
+                                             residual_attention_mode="previous", allow_unused_weights=False)
+    plain = gau_alpha.build_transformer_model(config_path, str(tmp_path / "bert_model.ckpt"), model="bert",
+                                              application=application, with_mlm="linear")
+    tokens, segments = padded_batch([10, 16, 5], config["vocab_size"], seed=2)
+    want = reference.model.predict([tokens, segments], verbose=0)
+    got = ours.predict([tokens, segments], verbose=0)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    without_residual = np.abs(plain.predict([tokens, segments], verbose=0) - want).max()
+    assert without_residual > max(100 * np.abs(got - want).max(), 1e-3)  # the residual matters

@@ -213,6 +213,26 @@ def test_load_tokenizer(reference):
     assert slow._vocab_size == quick.vocab_size == 12000
 
 
+def test_special_token_ids_are_public_on_both_tokenizers():
+    import pickle
+
+    import gau_alpha.tokenization as tokenization
+
+    for tokenizer in (load_tokenizer(), load_tokenizer(fast=True)):
+        assert isinstance(tokenizer, tokenization.SpecialTokenIds)
+        assert (tokenizer.cls_id, tokenizer.sep_id, tokenizer.unk_id) == (101, 102, 100)
+        assert (tokenizer.pad_id, tokenizer.mask_id) == (0, 103)
+        for name, token in (("cls_id", "[CLS]"), ("sep_id", "[SEP]"), ("unk_id", "[UNK]"),
+                            ("pad_id", "[PAD]"), ("mask_id", "[MASK]")):
+            assert getattr(tokenizer, name) == tokenizer.token_to_id(token)
+    slow = load_tokenizer()
+    assert type(slow) is tokenization.ReferenceTokenizer
+    assert pickle.loads(pickle.dumps(slow)).encode("中文") == slow.encode("中文")
+    # a vocab without [PAD] or [MASK]: those ids are None
+    small = FastTokenizer({"[UNK]": 0, "[CLS]": 1, "[SEP]": 2, "a": 3})
+    assert (small.cls_id, small.sep_id, small.unk_id, small.pad_id, small.mask_id) == (1, 2, 0, None, None)
+
+
 def test_bert4keras_compatible_attributes(fast, reference):
     for name in (
         "_token_pad_id", "_token_unk_id", "_token_mask_id", "_token_start_id",

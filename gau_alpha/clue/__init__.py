@@ -1,79 +1,42 @@
-"""CLUE data layer: loaders, typed examples, metrics and submission writers for
-the 11 CLUE tasks (iflytek, tnews, afqmc, cmnli, ocnli, wsc, csl, cmrc2018, c3,
-chid, cluener). Pure Python: no TensorFlow here. See ``docs/clue-data.md``.
+"""CLUE: loaders, typed examples, metrics, submission writers and the task registry
+for the 11 CLUE tasks (iflytek, tnews, afqmc, cmnli, ocnli, wsc, csl, cmrc2018, c3,
+chid, cluener). Pure Python: importing this package loads no TensorFlow (training
+modules import it when a run starts). See ``docs/clue.md`` and ``docs/clue-data.md``.
+
+Every fact about a task (files, parser, labels, recipe, head, submission format,
+published score) is in its :class:`~gau_alpha.clue.tasks.TaskSpec`: ``TASKS[name]``.
 """
 from __future__ import annotations
 
-from .errors import ClueDataError, ClueSubmissionError
-from .examples import (
-    C3Example,
-    ChidExample,
-    ClassificationExample,
-    CluenerExample,
-    Cmrc2018Example,
-    CslExample,
-    Example,
-    SentencePairExample,
-    WscExample,
-    entity_spans,
-)
-from .labels import CLUENER_TYPES, TASKS, TNEWS_LABEL_DESCS, canonical_task, label_list, label_to_index
-from .loaders import SPLITS, VERSIONS, load_file, load_split, split_files
-from .metrics import (
-    NerScores,
-    PRF,
-    Cmrc2018Scores,
-    accuracy,
-    cluener_scores,
-    cmrc2018_em,
-    cmrc2018_f1,
-    cmrc2018_scores,
-    cmrc_mixed_segmentation,
-)
-from .submission import (
-    read_submission,
-    submission_filename,
-    validate_submission,
-    write_atomically,
-    write_submission,
-)
+from gau_alpha.errors import DataError, SubmissionError
+
+from . import examples, loaders, metrics, submission
+from .examples import *  # noqa: F401,F403
+from .loaders import *  # noqa: F401,F403
+from .metrics import *  # noqa: F401,F403
+from .submission import *  # noqa: F401,F403
+from .tasks import TASKS, TaskSpec, canonical_task, get_spec, label_list, label_to_index
+from .tasks.classification import TNEWS_LABEL_DESCS
+from .tasks.ner import CLUENER_TYPES
+
+ClueDataError = DataError
+"""A CLUE data file is missing, empty or malformed (:class:`gau_alpha.errors.DataError`)."""
+ClueSubmissionError = SubmissionError
+"""Predictions do not fit CLUE's submission format (:class:`gau_alpha.errors.SubmissionError`)."""
 
 __all__ = [
     "ClueDataError",
     "ClueSubmissionError",
-    "C3Example",
-    "ChidExample",
-    "ClassificationExample",
-    "CluenerExample",
-    "Cmrc2018Example",
-    "CslExample",
-    "Example",
-    "SentencePairExample",
-    "WscExample",
-    "entity_spans",
-    "CLUENER_TYPES",
     "TASKS",
-    "TNEWS_LABEL_DESCS",
+    "TaskSpec",
     "canonical_task",
+    "get_spec",
     "label_list",
     "label_to_index",
-    "SPLITS",
-    "VERSIONS",
-    "load_file",
-    "load_split",
-    "split_files",
-    "NerScores",
-    "PRF",
-    "Cmrc2018Scores",
-    "accuracy",
-    "cluener_scores",
-    "cmrc2018_em",
-    "cmrc2018_f1",
-    "cmrc2018_scores",
-    "cmrc_mixed_segmentation",
-    "read_submission",
-    "submission_filename",
-    "validate_submission",
-    "write_atomically",
-    "write_submission",
+    "TNEWS_LABEL_DESCS",
+    "CLUENER_TYPES",
+    *examples.__all__,
+    *loaders.__all__,
+    *metrics.__all__,
+    *submission.__all__,
 ]

@@ -7,13 +7,28 @@ train/dev file has no identifier, ``id`` is the 0-based position of the record
 in its file (c3: ``'<file stem>-<document index>-<question index>'``, e.g.
 ``'d-train-0-0'``; chid: ``'<line index>-<passage index>'``).
 
-``label`` is the official label string (see :mod:`gau_alpha.clue.labels`), or
+``label`` is the official label string (the task's ``TaskSpec.labels``), or
 ``None`` for unlabelled test data.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Set, Tuple, Union
+
+__all__ = [
+    "ExampleId",
+    "EntityLabel",
+    "ClassificationExample",
+    "SentencePairExample",
+    "CslExample",
+    "WscExample",
+    "Cmrc2018Example",
+    "C3Example",
+    "ChidExample",
+    "CluenerExample",
+    "Example",
+    "entity_spans",
+]
 
 ExampleId = Union[int, str]
 EntityLabel = Dict[str, Dict[str, List[List[int]]]]

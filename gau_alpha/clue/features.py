@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["Feature", "pad_arrays", "make_batches", "collate_inputs", "truncate_longest"]
+__all__ = ["Feature", "pad_arrays", "make_batches", "epoch_batches", "collate_inputs", "truncate_longest"]
 
 
 @dataclass
@@ -125,6 +125,13 @@ def make_batches(
         batches.extend(chunk[i : i + batch_size].tolist() for i in range(0, len(chunk), batch_size))
     permutation = rng.permutation(len(batches))
     return [batches[i] for i in permutation]
+
+
+def epoch_batches(features: Sequence[Feature], batch_size: int, seed: int, epoch: int) -> List[List[int]]:
+    """The training batches of ``epoch``: length-bucketed, shuffled with a generator
+    seeded by ``(seed, epoch)`` (the same list on every run and after resuming)."""
+    rng = np.random.default_rng([int(seed), int(epoch)])
+    return make_batches([f.length for f in features], batch_size, rng)
 
 
 def truncate_longest(lengths: Sequence[int], budget: int) -> List[int]:

@@ -4,15 +4,15 @@ Every builder takes the encoder (a Keras model: token ids and segment ids
 ``(B, N)`` -> hidden states ``(B, N, H)``) and returns a Keras model whose
 inputs are named like the feature inputs (see :mod:`gau_alpha.clue.features`):
 
-============================  ==========================================  =======================
-builder                       inputs                                      output
-============================  ==========================================  =======================
-:func:`first_token_classifier`  token_ids, segment_ids ``(B, N)``          logits ``(B, C)``
-:func:`span_extractor`          + span_mask ``(B, N)``                     logits ``(B, N, 2)``
-:func:`multiple_choice_scorer`  token_ids, segment_ids ``(B, K, N)``,      logits ``(B, K)``
-                                choice_mask ``(B, K)``
-:func:`global_pointer_tagger`   token_ids, segment_ids ``(B, N)``          logits ``(B, C, N, N)``
-============================  ==========================================  =======================
+================================  ==========================================  =======================
+builder                           inputs                                      output
+================================  ==========================================  =======================
+:func:`cls_classifier`            token_ids, segment_ids ``(B, N)``           logits ``(B, C)``
+:func:`span_extractor`            + span_mask ``(B, N)``                      logits ``(B, N, 2)``
+:func:`multiple_choice_scorer`    token_ids, segment_ids ``(B, K, N)``,       logits ``(B, K)``
+                                  choice_mask ``(B, K)``
+:func:`global_pointer_tagger`     token_ids, segment_ids ``(B, N)``           logits ``(B, C, N, N)``
+================================  ==========================================  =======================
 
 Positions or choices that are masked out get the logit :data:`MASKED_LOGIT`
 (GlobalPointer: ``-inf``, which ``multilabel_categorical_crossentropy`` expects).
@@ -30,7 +30,7 @@ keras = tf.keras
 
 __all__ = [
     "MASKED_LOGIT",
-    "first_token_classifier",
+    "cls_classifier",
     "span_extractor",
     "multiple_choice_scorer",
     "global_pointer_tagger",
@@ -57,7 +57,7 @@ def _apply_mask(logits, mask):
     return tf.where(mask > 0, logits, tf.fill(tf.shape(logits), tf.constant(MASKED_LOGIT, tf.float32)))
 
 
-def first_token_classifier(encoder: Any, num_labels: int, kernel_initializer: Any) -> Any:
+def cls_classifier(encoder: Any, num_labels: int, kernel_initializer: Any) -> Any:
     """First-token ([CLS]) pooling + Dense: ``(B, N)`` ids -> ``(B, num_labels)`` logits."""
     token_ids, segment_ids = _sequence_inputs()
     hidden = encoder([token_ids, segment_ids])

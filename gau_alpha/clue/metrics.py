@@ -15,6 +15,21 @@ from typing import Dict, FrozenSet, Iterable, List, Mapping, Sequence, Set, Tupl
 
 from .examples import Cmrc2018Example, EntityLabel, entity_spans
 
+__all__ = [
+    "accuracy",
+    "CMRC_PUNCTUATION",
+    "cmrc_mixed_segmentation",
+    "cmrc_remove_punctuation",
+    "longest_common_substring_length",
+    "cmrc2018_f1",
+    "cmrc2018_em",
+    "Cmrc2018Scores",
+    "cmrc2018_scores",
+    "PRF",
+    "NerScores",
+    "cluener_scores",
+]
+
 # ---------------------------------------------------------------- accuracy
 
 

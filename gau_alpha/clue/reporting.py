@@ -14,10 +14,7 @@ import io
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
-from .state import write_json
-from gau_alpha.atomic import atomic_file
-
-from .submission import write_atomically
+from gau_alpha.atomic import atomic_file, write_json, write_text_atomic
 
 __all__ = ["METRICS_JSON", "METRICS_CSV", "CURVE_PNG", "write_metrics", "plot_history"]
 
@@ -50,7 +47,7 @@ def write_metrics(output_dir: Path, summary: Dict[str, Any], history: Sequence[D
     """
     output_dir = Path(output_dir)
     json_path = write_json(output_dir / METRICS_JSON, dict(summary, history=list(history)))
-    csv_path = write_atomically(output_dir / METRICS_CSV, [_csv_text(history)])
+    csv_path = write_text_atomic(output_dir / METRICS_CSV, _csv_text(history))
     return {"json": json_path, "csv": csv_path}
 
 

@@ -6,9 +6,15 @@ sample (a smoke run of the whole pipeline in a couple of minutes on a CPU)::
     gau-alpha clue
     gau-alpha clue cmrc2018 --data-dir /data/clue --model-dir weights/chinese_GAU-alpha-char_L-24_H-768
     gau-alpha clue cmrc2018 --data-dir /data/clue --model-dir ... --resume   # after an interruption
+    gau-alpha clue cmrc2018 --data-dir /data/clue --model-dir ... --overwrite  # replace an earlier run
 
-Hyper-parameters default to the authors' recipe for the task (see
-:mod:`gau_alpha.clue.tasks`); on the bundled samples (no ``--data-dir``) the
+An output directory belongs to one run at a time (a lock; a second run fails at once,
+naming the first one's pid) and an earlier run in it is never destroyed before the new
+run has written its first checkpoint (see :mod:`gau_alpha.clue.rundir`). Exit status: 0
+done, 2 bad input (nothing written), 1 failed run, 130 interrupted (Ctrl-C).
+
+Hyper-parameters default to the authors' recipe for the task (its
+``TaskSpec.defaults``, :mod:`gau_alpha.clue.tasks`); on the bundled samples (no ``--data-dir``) the
 default is :data:`SAMPLE_EPOCHS` epochs instead, and without ``--model-dir`` (a random model
 trained from scratch) :data:`SCRATCH_EPOCHS` epochs at :data:`SCRATCH_LEARNING_RATE`.
 """
@@ -21,10 +27,11 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from gau_alpha.resources import CLUE_SAMPLES_DIR
+from gau_alpha.errors import RunError
+from gau_alpha.argtypes import non_negative_int, positive_float, positive_int
+from gau_alpha.resources import clue_sample_dir
 
-from .errors import ClueDataError, ClueSubmissionError
-from .labels import TASKS, canonical_task
+from .tasks import TASKS, get_spec
 
 __all__ = ["add_arguments", "run", "options_from_args", "SAMPLE_EPOCHS", "DEFAULT_TASK"]
 
@@ -40,56 +47,42 @@ about a minute on 2 CPU cores; chance is 6.7%)."""
 STRATEGY_CHOICES = ("default", "mirrored", "multiworker")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected a positive integer, got %r" % text) from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("expected a positive integer, got %r" % text)
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected a positive number, got %r" % text) from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("expected a positive number, got %r" % text)
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``gau-alpha clue``."""
     parser.add_argument("task", nargs="?", default=DEFAULT_TASK,
                         help="CLUE task: %s (default: %s)" % (", ".join(TASKS), DEFAULT_TASK))
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="CLUE data: the task's directory or a root holding <task>/ "
-                             "(default: the bundled sample examples/clue/samples/<task>)")
+                             "(default: the bundled sample of the task, installed with the package)")
     parser.add_argument("--model-dir", type=Path, default=None,
                         help="release-layout model directory (bert_config.json, bert_model.ckpt.*, vocab.txt); "
                              "default: a small random GAU-alpha created under the output directory")
+    parser.add_argument("--allow-larger-embedding", action="store_true",
+                        help="accept a vocab.txt with fewer lines than the config's vocab_size (an embedding "
+                             "padded beyond the vocab); by default they must be equal")
     parser.add_argument("--output-dir", type=Path, default=None, help="default: runs/<task>")
-    parser.add_argument("--epochs", type=_positive_int, default=None,
+    parser.add_argument("--epochs", type=positive_int, default=None,
                         help="default: the recipe's (%d on the bundled samples; %d without --model-dir)" % (SAMPLE_EPOCHS, SCRATCH_EPOCHS))
-    parser.add_argument("--batch-size", type=_positive_int, default=None, help="default: the recipe's")
-    parser.add_argument("--eval-batch-size", type=_positive_int, default=None, help="default: --batch-size")
-    parser.add_argument("--maxlen", type=_positive_int, default=None, help="default: the recipe's")
-    parser.add_argument("--learning-rate", type=_positive_float, default=None, help="default: 5e-4 (AdaFactor; %g without --model-dir)" % SCRATCH_LEARNING_RATE)
-    parser.add_argument("--grad-accum-steps", type=_positive_int, default=None,
+    parser.add_argument("--batch-size", type=positive_int, default=None, help="default: the recipe's")
+    parser.add_argument("--eval-batch-size", type=positive_int, default=None, help="default: --batch-size")
+    parser.add_argument("--maxlen", type=positive_int, default=None, help="default: the recipe's")
+    parser.add_argument("--learning-rate", type=positive_float, default=None, help="default: 5e-4 (AdaFactor; %g without --model-dir)" % SCRATCH_LEARNING_RATE)
+    parser.add_argument("--grad-accum-steps", type=positive_int, default=None,
                         help="gradient accumulation steps (default: the recipe's)")
-    parser.add_argument("--doc-stride", type=_positive_int, default=None,
+    parser.add_argument("--doc-stride", type=positive_int, default=None,
                         help="cmrc2018: tokens between window starts (default 128)")
-    parser.add_argument("--max-answer-len", type=_positive_int, default=None,
+    parser.add_argument("--max-answer-len", type=positive_int, default=None,
                         help="cmrc2018: longest answer in tokens (default 100)")
-    parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
-    parser.add_argument("--max-steps-per-epoch", type=_positive_int, default=None,
+    parser.add_argument("--seed", type=non_negative_int, default=42, help="random seed (default 42)")
+    parser.add_argument("--max-steps-per-epoch", type=positive_int, default=None,
                         help="stop each epoch after this many steps (smoke runs)")
     parser.add_argument("--strategy", choices=STRATEGY_CHOICES, default="default",
                         help="tf.distribute strategy (mirrored: all local GPUs, or the CPU)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the interrupted run in --output-dir from its last checkpoint")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier run in --output-dir (it is deleted only once this run has "
+                             "written its first checkpoint, and put back if this run fails before)")
     parser.add_argument("--application", choices=("unilm", "encoder"), default="unilm",
                         help="attention mask of the encoder (recipe: unilm, all segment ids 0)")
     parser.add_argument("--deterministic", action="store_true",
@@ -104,22 +97,18 @@ def options_from_args(args: argparse.Namespace):
     """Resolve defaults (recipe, bundled sample) into :class:`~gau_alpha.clue.pipeline.RunOptions`.
 
     Raises:
-        RunError: unknown task, or a data/model directory that does not exist.
+        ConfigError: unknown task; RunError: a data/model directory that does not exist.
     """
-    from .pipeline import RunError, RunOptions
-    from .tasks import RECIPE_DEFAULTS
+    from .pipeline import RunOptions
 
-    try:
-        task = canonical_task(args.task)
-    except ValueError as error:
-        raise RunError(str(error)) from None
-    defaults = RECIPE_DEFAULTS[task]
+    spec = get_spec(args.task)
+    task, defaults = spec.name, spec.defaults
     bundled = args.data_dir is None
-    data_dir = CLUE_SAMPLES_DIR / task if bundled else Path(args.data_dir)
+    data_dir = clue_sample_dir(task) if bundled else Path(args.data_dir)
     if not data_dir.is_dir():
-        raise RunError("--data-dir %s does not exist or is not a directory" % data_dir)
+        raise RunError("no CLUE data: --data-dir %s does not exist or is not a directory" % data_dir)
     if args.model_dir is not None and not Path(args.model_dir).is_dir():
-        raise RunError("--model-dir %s does not exist or is not a directory" % args.model_dir)
+        raise RunError("no model: --model-dir %s does not exist or is not a directory" % args.model_dir)
 
     def pick(value, default):
         return default if value is None else value
@@ -140,9 +129,11 @@ def options_from_args(args: argparse.Namespace):
         max_answer_len=pick(args.max_answer_len, defaults.max_answer_len or 100),
         seed=args.seed,
         model_dir=None if args.model_dir is None else Path(args.model_dir),
+        allow_larger_embedding=getattr(args, "allow_larger_embedding", False),
         max_steps_per_epoch=args.max_steps_per_epoch,
         strategy=args.strategy,
         resume=args.resume,
+        overwrite=getattr(args, "overwrite", False),
         application=args.application,
         version=args.clue_version,
         eval_batch_size=args.eval_batch_size,
@@ -151,36 +142,37 @@ def options_from_args(args: argparse.Namespace):
     )
 
 
-def _error(message: str) -> int:
-    print("gau-alpha clue: error: %s" % message, file=sys.stderr, flush=True)
-    return 2
-
-
 def run(args: argparse.Namespace) -> int:
-    """Run ``gau-alpha clue``; returns the exit status (2 for bad input, with a one-line reason)."""
-    from .pipeline import RunError, result_summary, run_clue
-    from .state import CheckpointError
+    """Run ``gau-alpha clue``; returns the exit status.
+
+    Expected failures (any :class:`gau_alpha.errors.GauAlphaError`: bad task, data, model
+    directory, checkpoint, an earlier run or another live run in the output directory; or
+    an ``OSError``: the output cannot be written) propagate to the command line
+    (:mod:`gau_alpha.cli`), which prints them as one line and exits with their
+    ``exit_code`` (2 bad input, 1 failed run). Ctrl-C prints one line saying whether the
+    run can be resumed and returns 130.
+    """
+    from .pipeline import result_summary, run_clue
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     started = time.time()
+    options = options_from_args(args)
     try:
-        options = options_from_args(args)
         result = run_clue(options)
-    except (RunError, ClueDataError, ClueSubmissionError, CheckpointError, FileNotFoundError) as error:
-        return _error(str(error))
-    except KeyboardInterrupt:
-        print("\ninterrupted: continue with the same command plus --resume", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        hint = str(interrupt) or "continue with the same command plus --resume"
+        print("\ngau-alpha clue: interrupted: %s" % hint, file=sys.stderr, flush=True)
         return 130
     print(result_summary(result, time.time() - started), flush=True)
     return 0
 
 
 def main(argv: Optional[list] = None) -> int:
-    """``python -m gau_alpha.clue.runner [args]``."""
-    parser = argparse.ArgumentParser(prog="gau-alpha clue", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    """``python -m gau_alpha.clue.runner [args]``: the same as ``gau-alpha clue [args]``."""
+    from gau_alpha import cli
+
+    return cli.main(["clue", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,52 +8,49 @@ Layout under the run's output directory::
     checkpoints/epoch-0001/state.json      epochs done, history, best score, run settings,
                                            data-order check
     checkpoints/latest.json                {"epoch": 1, "directory": "epoch-0001"}
-    best/model.npz, best/best.json         weights of the best dev epoch so far
+    best/model.npz, best/best.json         weights of the best dev epoch so far, and
+                                           {"epoch", "score", "dev"} of that epoch
 
-Every file is written atomically (temporary file or directory, then
-``os.replace``); ``latest.json`` is replaced only after its checkpoint
+Every file is written atomically (:mod:`gau_alpha.atomic`: temporary file or
+directory, then ``os.replace``); ``latest.json`` is replaced only after its checkpoint
 directory is complete, so an interruption at any moment leaves the previous
-checkpoint usable. Older epoch directories beyond the last ``keep`` are removed.
+checkpoint usable. ``best/`` is assembled in a staging directory and swapped in as a
+whole, so its weights and ``best.json`` always belong together. Older epoch directories
+beyond the last ``keep`` are removed (:func:`gau_alpha.clue.rundir.discard`: renamed
+first, never left half-deleted).
+A checkpoint that cannot be read or does not fit the model raises
+:class:`gau_alpha.errors.CheckpointError`.
 """
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from gau_alpha.atomic import atomic_file, replace_directory
+from gau_alpha.atomic import atomic_file, replace_directory, staging_directory, write_json
+from gau_alpha.errors import CheckpointError
 
-from .submission import write_atomically
+from .rundir import CHECKPOINTS, discard
 
 __all__ = [
-    "CheckpointError",
+    "CHECKPOINTS",
     "save_arrays",
     "load_arrays",
     "save_model_weights",
     "load_model_weights",
+    "save_best",
+    "read_best",
     "create_optimizer_slots",
     "save_checkpoint",
     "latest_checkpoint",
     "restore_checkpoint",
-    "write_json",
 ]
 
-CHECKPOINTS = "checkpoints"
 LATEST = "latest.json"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, damaged or does not fit the model."""
-
-
-def write_json(path: Path, value: Any) -> Path:
-    """Write ``value`` as indented UTF-8 JSON, atomically."""
-    return write_atomically(path, [json.dumps(value, ensure_ascii=False, indent=2) + "\n"])
+BEST_WEIGHTS = "model.npz"
+BEST_INFO = "best.json"
 
 
 def save_arrays(path: Path, arrays: Sequence[np.ndarray], names: Sequence[str]) -> Path:
@@ -105,6 +102,26 @@ def load_model_weights(path: Path, model: Any) -> None:
     model.set_weights(arrays)
 
 
+def save_best(directory: Path, model: Any, info: Dict[str, Any]) -> Path:
+    """Replace the best-weights directory as a whole: ``model.npz`` (all weights of
+    ``model``) and ``best.json`` (``info``: epoch, score, dev metrics). Returns the weights file."""
+    directory = Path(directory)
+    with staging_directory(directory) as staging:
+        save_model_weights(staging / BEST_WEIGHTS, model)
+        write_json(staging / BEST_INFO, info)
+        replace_directory(staging, directory)
+    return directory / BEST_WEIGHTS
+
+
+def read_best(directory: Path) -> Optional[Dict[str, Any]]:
+    """``best.json`` of a best-weights directory, or None if there is none (or it is unreadable)."""
+    try:
+        info = json.loads((Path(directory) / BEST_INFO).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
 def create_optimizer_slots(optimizer: Any, model: Any) -> None:
     """Create the optimizer's step counter and slots now (they are normally created
     at the first step), so a saved state can be loaded into them."""
@@ -119,23 +136,17 @@ def save_checkpoint(output_dir: Path, epoch: int, model: Any, optimizer: Any, st
         the checkpoint directory.
     """
     root = Path(output_dir) / CHECKPOINTS
-    root.mkdir(parents=True, exist_ok=True)
     name = "epoch-%04d" % epoch
-    staging = Path(tempfile.mkdtemp(dir=root, prefix=".%s." % name))
-    try:
-        os.chmod(staging, 0o755)
+    final = root / name
+    with staging_directory(final) as staging:
         save_model_weights(staging / "model.npz", model)
         save_arrays(staging / "optimizer.npz", optimizer.get_weights(), [w.name for w in optimizer.weights])
         write_json(staging / "state.json", dict(state, epoch=epoch))
-        final = root / name
         replace_directory(staging, final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     write_json(root / LATEST, {"epoch": epoch, "directory": name})
     epochs = sorted(p for p in root.glob("epoch-*") if p.is_dir())
     for old in epochs[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+        discard(old)
     return final
 
 

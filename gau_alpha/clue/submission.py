@@ -1,60 +1,33 @@
 """Write (and check) CLUE leaderboard submission files.
 
-File names follow CLUE's submission rules (CLUEbenchmark/CLUE, 2021-09-04 update:
-``<task><version>_predict.json`` for the tasks whose test set changed in CLUE 1.1):
+The file name and format of each task are facts of its
+:class:`~gau_alpha.clue.tasks.spec.TaskSpec` (``submission`` and, for the version in
+the name, ``files.test_1_0``); the table of names and formats is in
+``docs/clue-data.md``. Names follow CLUE's submission rules (CLUEbenchmark/CLUE,
+2021-09-04 update: ``<task><version>_predict.json`` for the tasks whose test set
+changed in CLUE 1.1). Two layouts occur (UTF-8, non-ASCII written as is, in
+test-file order):
 
-============  ============================  ===========================
-task          CLUE 1.1 (default)            CLUE 1.0
-============  ============================  ===========================
-iflytek       iflytek_predict.json          (same)
-tnews         tnews11_predict.json          tnews10_predict.json
-afqmc         afqmc_predict.json            (same)
-cmnli         cmnli_predict.json            (same)
-ocnli         ocnli_50k_predict.json        (same)
-wsc           cluewsc11_predict.json        cluewsc10_predict.json
-csl           csl_predict.json              (same)
-cmrc2018      cmrc2018_predict.json         (same)
-c3            c311_predict.json             c310_predict.json
-chid          chid11_predict.json           chid10_predict.json
-cluener       cluener_predict.json          (same)
-============  ============================  ===========================
+- JSON lines ``{"id": <id as in the test file>, "label": <value>}`` (all tasks but two);
+- one JSON object ``{key: value}``: cmrc2018 ``{question_id: answer_text}``, chid
+  ``{"#idiomNNNNNN#": candidate_index}``.
 
-Formats (UTF-8, non-ASCII written as is, in test-file order):
-
-- iflytek, tnews, afqmc, cmnli, ocnli, wsc, csl: JSON lines
-  ``{"id": <id as in the test file>, "label": "<label string>"}``;
-- c3: JSON lines ``{"id": <question id>, "label": <index of the chosen choice>}``;
-- cluener: JSON lines ``{"id": <id>, "label": {type: {entity: [[start, end], ...]}}}``;
-- cmrc2018: one JSON object ``{question_id: answer_text}``;
-- chid: one JSON object ``{"#idiomNNNNNN#": candidate_index}``.
-
-Files are written atomically: into a temporary file in the output directory,
-then renamed over the target with :func:`os.replace`; on any error the temporary
-file is removed and no (partial) submission file is left behind.
+Files are written atomically (:mod:`gau_alpha.atomic`): into a temporary file in the
+output directory, then renamed over the target; on any error the temporary file is
+removed and no (partial) submission file is left behind.
 """
 from __future__ import annotations
 
 import json
-import numbers
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Sequence, Type, Union
+from typing import Any, Dict, Iterable, Iterator, List, Sequence, Union
 
 from gau_alpha.atomic import atomic_file
+from gau_alpha.errors import SubmissionError
 
-from .entities import check_entity_label
-from .errors import ClueSubmissionError
-from .examples import (
-    C3Example,
-    ChidExample,
-    ClassificationExample,
-    CluenerExample,
-    Cmrc2018Example,
-    CslExample,
-    SentencePairExample,
-    WscExample,
-)
-from .jsonio import PathLike
-from .labels import TASKS, canonical_task
+from .jsonio import DuplicateKeyError, PathLike, parse_json
+from .tasks.registry import get_spec
+from .tasks.spec import TaskSpec
 
 __all__ = [
     "submission_filename",
@@ -64,42 +37,18 @@ __all__ = [
     "validate_submission",
 ]
 
-_VERSIONED_NAMES: Dict[str, str] = {"tnews": "tnews", "wsc": "cluewsc", "c3": "c3", "chid": "chid"}
-_FIXED_NAMES: Dict[str, str] = {"ocnli": "ocnli_50k_predict.json"}
-
-_EXAMPLE_TYPES: Dict[str, Type[Any]] = {
-    "iflytek": ClassificationExample,
-    "tnews": ClassificationExample,
-    "afqmc": SentencePairExample,
-    "cmnli": SentencePairExample,
-    "ocnli": SentencePairExample,
-    "wsc": WscExample,
-    "csl": CslExample,
-    "cmrc2018": Cmrc2018Example,
-    "c3": C3Example,
-    "chid": ChidExample,
-    "cluener": CluenerExample,
-}
-_OBJECT_TASKS = ("cmrc2018", "chid")  # one JSON object; the others are JSON lines
-
 
 def submission_filename(task: str, version: str = "1.1") -> str:
     """The official submission file name of ``task`` for CLUE ``version`` ('1.1' or '1.0')."""
-    task = canonical_task(task)
-    if version not in ("1.1", "1.0"):
-        raise ValueError(f"unknown CLUE version {version!r}; expected '1.1' or '1.0'")
-    if task in _VERSIONED_NAMES:
-        return f"{_VERSIONED_NAMES[task]}{version.replace('.', '')}_predict.json"
-    return _FIXED_NAMES.get(task, f"{task}_predict.json")
+    return get_spec(task).submission_filename(version)
 
 
 def write_atomically(path: PathLike, chunks: Iterable[str]) -> Path:
-    """Write the text ``chunks`` to ``path`` atomically (UTF-8, ``\\n`` newlines).
+    """Write the text ``chunks`` to ``path`` atomically (UTF-8, ``\\n`` newlines), with
+    :func:`gau_alpha.atomic.atomic_file`.
 
-    The chunks go to a temporary file in the same directory, which is flushed,
-    synced and then renamed over ``path``. If anything fails (including the
-    ``chunks`` iterator raising), the temporary file is deleted, ``path`` is left
-    as it was, and the exception propagates.
+    If anything fails (including the ``chunks`` iterator raising), the temporary file
+    is deleted, ``path`` is left as it was, and the exception propagates.
     """
     with atomic_file(path, "w", encoding="utf-8", newline="\n") as handle:
         for chunk in chunks:
@@ -107,75 +56,43 @@ def write_atomically(path: PathLike, chunks: Iterable[str]) -> Path:
     return Path(path)
 
 
-def _check_examples(task: str, examples: Sequence[Any], predictions: Sequence[Any]) -> None:
-    wanted = _EXAMPLE_TYPES[task]
+def _check_examples(spec: TaskSpec, examples: Sequence[Any], predictions: Sequence[Any]) -> None:
+    wanted = spec.example_type
     for index, example in enumerate(examples):
         if not isinstance(example, wanted):
-            raise ClueSubmissionError(
-                f"{task}: example {index} is a {type(example).__name__}, expected {wanted.__name__}"
+            raise SubmissionError(
+                f"{spec.name}: example {index} is a {type(example).__name__}, expected {wanted.__name__}"
             )
     if len(examples) != len(predictions):
-        raise ClueSubmissionError(f"{task}: {len(examples)} test examples but {len(predictions)} predictions")
+        raise SubmissionError(f"{spec.name}: {len(examples)} test examples but {len(predictions)} predictions")
     if not examples:
-        raise ClueSubmissionError(f"{task}: no test examples")
+        raise SubmissionError(f"{spec.name}: no test examples")
 
 
-def _is_index(value: Any, size: int) -> bool:
-    """True for an integer (Python or NumPy, not bool) in ``0..size-1``."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and 0 <= int(value) < size
+def _checked(spec: TaskSpec, example: Any, prediction: Any, where: str) -> Any:
+    """The task's check of one prediction; its complaint becomes a :class:`SubmissionError` at ``where``."""
+    try:
+        return spec.submission.check(spec, example, prediction)
+    except ValueError as exc:
+        raise SubmissionError(f"{where}: {exc}") from exc
 
 
-def _checked_prediction(task: str, example: Any, prediction: Any, where: str) -> Any:
-    """Validate one prediction for ``example``; return it in the form written to the file."""
-    labels = TASKS[task]
-    if task == "c3":
-        if not _is_index(prediction, len(example.choices)):
-            raise ClueSubmissionError(
-                f"{where}: c3 prediction should be a choice index 0..{len(example.choices) - 1}, got {prediction!r}"
-            )
-        return int(prediction)
-    if task == "cmrc2018":
-        if not isinstance(prediction, str):
-            raise ClueSubmissionError(f"{where}: cmrc2018 prediction should be the answer text, got {prediction!r}")
-        return prediction
-    if task == "chid":
-        sequence = hasattr(prediction, "__len__") and not isinstance(prediction, (str, bytes, dict))
-        values = list(prediction) if sequence else None
-        if values is None or len(values) != len(example.blanks):
-            raise ClueSubmissionError(
-                f"{where}: chid prediction should list one candidate index per blank "
-                f"({len(example.blanks)}), got {prediction!r}"
-            )
-        for value in values:
-            if not _is_index(value, len(example.candidates)):
-                raise ClueSubmissionError(
-                    f"{where}: chid candidate index should be 0..{len(example.candidates) - 1}, got {value!r}"
-                )
-        return [int(value) for value in values]
-    if task == "cluener":
-        try:
-            return check_entity_label(prediction, example.text)
-        except ValueError as exc:
-            raise ClueSubmissionError(f"{where}: {exc}") from exc
-    if not isinstance(prediction, str) or prediction not in labels:
-        raise ClueSubmissionError(f"{where}: {prediction!r} is not a valid {task} label")
-    return prediction
-
-
-def _lines(task: str, examples: Sequence[Any], predictions: Sequence[Any]) -> Iterator[str]:
+def _checked_values(spec: TaskSpec, examples: Sequence[Any], predictions: Sequence[Any]) -> Iterator[Any]:
     for index, (example, prediction) in enumerate(zip(examples, predictions)):
-        label = _checked_prediction(task, example, prediction, f"{task} prediction {index} (id {example.id!r})")
-        yield json.dumps({"id": example.id, "label": label}, ensure_ascii=False) + "\n"
+        yield _checked(spec, example, prediction, f"{spec.name} prediction {index} (id {example.id!r})")
 
 
-def _object_chunks(task: str, examples: Sequence[Any], predictions: Sequence[Any]) -> Iterator[str]:
+def _json_lines(spec: TaskSpec, examples: Sequence[Any], predictions: Sequence[Any]) -> Iterator[str]:
+    for example, value in zip(examples, _checked_values(spec, examples, predictions)):
+        yield json.dumps({"id": example.id, "label": value}, ensure_ascii=False) + "\n"
+
+
+def _json_object(spec: TaskSpec, examples: Sequence[Any], predictions: Sequence[Any]) -> Iterator[str]:
     mapping: Dict[str, Any] = {}
-    for index, (example, prediction) in enumerate(zip(examples, predictions)):
-        value = _checked_prediction(task, example, prediction, f"{task} prediction {index} (id {example.id!r})")
-        pairs = [(example.id, value)] if task == "cmrc2018" else list(zip(example.blanks, value))
-        for key, item in pairs:
+    for example, value in zip(examples, _checked_values(spec, examples, predictions)):
+        for key, item in spec.submission.entries(example, value):
             if key in mapping:
-                raise ClueSubmissionError(f"{task}: key {key!r} occurs twice among the test examples")
+                raise SubmissionError(f"{spec.name}: key {key!r} occurs twice among the test examples")
             mapping[key] = item
     yield json.dumps(mapping, ensure_ascii=False, indent=2) + "\n"
 
@@ -200,14 +117,14 @@ def write_submission(
         version: CLUE version for the file name ('1.1' default, or '1.0').
 
     Raises:
-        ClueSubmissionError: wrong example type, count mismatch, or an invalid
-            prediction (no file is written).
+        SubmissionError: (``ClueSubmissionError``) wrong example type, count mismatch,
+            or an invalid prediction (no file is written).
     """
-    task = canonical_task(task)
-    _check_examples(task, examples, predictions)
-    path = Path(output_dir) / submission_filename(task, version)
-    chunks = _object_chunks if task in _OBJECT_TASKS else _lines
-    return write_atomically(path, chunks(task, examples, predictions))
+    spec = get_spec(task)
+    _check_examples(spec, examples, predictions)
+    path = Path(output_dir) / spec.submission_filename(version)
+    chunks = _json_lines if spec.submission.json_lines else _json_object
+    return write_atomically(path, chunks(spec, examples, predictions))
 
 
 def read_submission(task: str, path: PathLike) -> Union[List[Dict[str, Any]], Dict[str, Any]]:
@@ -215,32 +132,36 @@ def read_submission(task: str, path: PathLike) -> Union[List[Dict[str, Any]], Di
     or the single JSON object (cmrc2018, chid).
 
     Raises:
-        ClueSubmissionError: missing file, bad JSON (with the line), or rows that
-            are not ``{"id": ..., "label": ...}`` objects.
+        SubmissionError: missing file, bad JSON (with the line), a repeated key, or
+            rows that are not ``{"id": ..., "label": ...}`` objects.
     """
-    task = canonical_task(task)
+    spec = get_spec(task)
     path = Path(path)
     if not path.is_file():
-        raise ClueSubmissionError(f"{path}: file not found")
+        raise SubmissionError(f"{path}: file not found")
     text = path.read_text(encoding="utf-8")
-    if task in _OBJECT_TASKS:
+    if not spec.submission.json_lines:
         try:
-            obj = json.loads(text)
+            obj = parse_json(text)
         except json.JSONDecodeError as exc:
-            raise ClueSubmissionError(f"{path}, line {exc.lineno}: invalid JSON: {exc.msg}") from exc
+            raise SubmissionError(f"{path}, line {exc.lineno}: invalid JSON: {exc.msg}") from exc
+        except DuplicateKeyError as exc:
+            raise SubmissionError(f"{path}: key {exc.key!r} occurs twice") from None
         if not isinstance(obj, dict):
-            raise ClueSubmissionError(f"{path}: expected one JSON object, got {type(obj).__name__}")
+            raise SubmissionError(f"{path}: expected one JSON object, got {type(obj).__name__}")
         return obj
     rows = []
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = parse_json(line)
         except json.JSONDecodeError as exc:
-            raise ClueSubmissionError(f"{path}, line {number}: invalid JSON: {exc.msg}") from exc
+            raise SubmissionError(f"{path}, line {number}: invalid JSON: {exc.msg}") from exc
+        except DuplicateKeyError as exc:
+            raise SubmissionError(f"{path}, line {number}: key {exc.key!r} occurs twice") from None
         if not isinstance(row, dict) or set(row) != {"id", "label"}:
-            raise ClueSubmissionError(
+            raise SubmissionError(
                 f"{path}, line {number}: expected {{\"id\": ..., \"label\": ...}}, got {row!r:.80}"
             )
         rows.append(row)
@@ -251,50 +172,41 @@ def validate_submission(task: str, path: PathLike, examples: Sequence[Any]) -> L
     """Check a submission file field by field against the test examples.
 
     JSON-lines tasks: one row per example, ids equal to the examples' ids in
-    order, each label valid for its example. cmrc2018: exactly the question ids,
-    string answers. chid: exactly the blank tags, in order, valid candidate
-    indexes.
+    order, each label valid for its example. JSON-object tasks: exactly the
+    examples' keys (cmrc2018 question ids, chid blank tags), in order, each value
+    valid.
 
     Returns:
         the predictions in example order, in the form :func:`write_submission` takes.
 
     Raises:
-        ClueSubmissionError: naming the file, and the line or key at fault.
+        SubmissionError: naming the file, and the line or key at fault.
     """
-    task = canonical_task(task)
+    spec = get_spec(task)
     path = Path(path)
-    parsed = read_submission(task, path)
+    parsed = read_submission(spec.name, path)
     if not examples:
-        raise ClueSubmissionError(f"{task}: no test examples to validate against")
-    if task == "cmrc2018":
+        raise SubmissionError(f"{spec.name}: no test examples to validate against")
+    layout = spec.submission
+    if not layout.json_lines:
         assert isinstance(parsed, dict)
-        expected = [example.id for example in examples]
+        expected = [key for example in examples for key in layout.keys(example)]
         if list(parsed) != expected:
+            known = set(expected)
             missing = [k for k in expected if k not in parsed]
-            extra = [k for k in parsed if k not in set(expected)]
-            raise ClueSubmissionError(
-                f"{path}: question ids differ from the test file (missing {missing[:3]}, unexpected {extra[:3]}, "
-                "or out of order)"
+            extra = [k for k in parsed if k not in known]
+            raise SubmissionError(
+                f"{path}: keys differ from the test file ({len(parsed)} keys, {len(expected)} {layout.key_noun}; "
+                f"missing {missing[:3]}, unexpected {extra[:3]}, or out of order)"
             )
-        return [_checked_prediction(task, ex, parsed[ex.id], f"{path}, key {ex.id!r}") for ex in examples]
-    if task == "chid":
-        assert isinstance(parsed, dict)
-        expected = [tag for example in examples for tag in example.blanks]
-        if list(parsed) != expected:
-            raise ClueSubmissionError(
-                f"{path}: blank tags differ from the test file ({len(parsed)} keys, {len(expected)} blanks)"
-            )
-        return [
-            _checked_prediction(task, ex, [parsed[tag] for tag in ex.blanks], f"{path}, blanks of {ex.id!r}")
-            for ex in examples
-        ]
+        return [_checked(spec, ex, layout.gather(ex, parsed), f"{path}, keys of {ex.id!r}") for ex in examples]
     assert isinstance(parsed, list)
     if len(parsed) != len(examples):
-        raise ClueSubmissionError(f"{path}: {len(parsed)} rows but {len(examples)} test examples")
+        raise SubmissionError(f"{path}: {len(parsed)} rows but {len(examples)} test examples")
     result = []
     for number, (row, example) in enumerate(zip(parsed, examples), start=1):
         where = f"{path}, row {number}"
         if row["id"] != example.id:
-            raise ClueSubmissionError(f"{where}: id {row['id']!r}, expected {example.id!r} (test-file order)")
-        result.append(_checked_prediction(task, example, row["label"], where))
+            raise SubmissionError(f"{where}: id {row['id']!r}, expected {example.id!r} (test-file order)")
+        result.append(_checked(spec, example, row["label"], where))
     return result

@@ -20,11 +20,12 @@ import math
 import sys
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-import numpy as np
 import tensorflow as tf
 
-from .base import Task
-from .features import Feature, collate_inputs, make_batches
+from gau_alpha.errors import RunError
+
+from .features import Feature, collate_inputs, epoch_batches, make_batches
+from .tasks.base import Task
 
 __all__ = [
     "STRATEGIES", "make_strategy", "is_chief", "make_optimizer", "epoch_batches", "Trainer", "seed_everything",
@@ -69,13 +70,6 @@ def seed_everything(seed: int) -> None:
     tf.keras.utils.set_random_seed(int(seed) % (2**31))
 
 
-def epoch_batches(features: Sequence[Feature], batch_size: int, seed: int, epoch: int) -> List[List[int]]:
-    """The training batches of ``epoch``: length-bucketed, shuffled with a generator
-    seeded by ``(seed, epoch)`` (the same list on every run and after resuming)."""
-    rng = np.random.default_rng([int(seed), int(epoch)])
-    return make_batches([f.length for f in features], batch_size, rng)
-
-
 class Trainer:
     """Runs training epochs and predictions of one task model under a strategy.
 
@@ -114,6 +108,13 @@ class Trainer:
             specs.append(tf.TensorSpec((None,) + tuple(self.task.label_shape()[1:]), self.task.label_dtype(),
                                        name="labels"))
         return specs
+
+    def make_train_step(self, feature: Feature) -> Callable:
+        """A freshly traced train step for batches shaped like ``feature`` (fully dynamic
+        shapes): ``step(*inputs, labels)`` with the arrays of ``task.input_names()`` in order,
+        each ``(B, N...)``, then the labels; one optimizer step; returns the summed
+        per-example loss. Its ``input_signature`` gives the dtypes."""
+        return self._make_train_function(self._signature(feature, labelled=True))
 
     def _make_train_function(self, signature: List[tf.TensorSpec]) -> Callable:
         """A freshly traced train step: global batch in, summed per-example loss out.
@@ -160,6 +161,9 @@ class Trainer:
 
         Returns:
             ``{"loss": mean training loss per example, "steps": steps run}``.
+
+        Raises:
+            RunError: the loss became NaN or infinite (exit status 1).
         """
         from tqdm import tqdm
 
@@ -169,7 +173,7 @@ class Trainer:
             batches = batches[:max_steps]
         if not batches:
             return {"loss": float("nan"), "steps": 0.0}
-        train_function = self._make_train_function(self._signature(features[0], labelled=True))
+        train_function = self.make_train_step(features[0])
         total, seen = 0.0, 0
         bar = tqdm(batches, desc="epoch %d" % (epoch + 1), unit="step", disable=not self.progress,
                    file=sys.stderr, dynamic_ncols=True)
@@ -178,7 +182,10 @@ class Trainer:
             arrays = [tf.constant(inputs[name]) for name in self.input_names] + [tf.constant(labels)]
             loss = float(train_function(*arrays))
             if not math.isfinite(loss):
-                raise FloatingPointError("training loss became %s at epoch %d" % (loss, epoch + 1))
+                error = RunError("training loss became %s at epoch %d, step %d (try a lower --learning-rate)"
+                                 % (loss, epoch + 1, bar.n + 1))
+                error.exit_code = 1  # a failed run, not bad input
+                raise error
             total += loss
             seen += len(indices)
             bar.set_postfix(loss="%.4f" % (total / seen))

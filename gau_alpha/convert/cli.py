@@ -1,7 +1,9 @@
-"""``gau-alpha convert SRC DST --to {tf1,keras,torch} [--overwrite]``.
+"""``gau-alpha convert SRC DST --to {tf1,keras,torch} [--overwrite] [--allow-nonfinite]``.
 
-Also ``python -m gau_alpha.convert SRC DST --to ...``. Exit status 0 on success, 1 when the
-checkpoint cannot be converted (the message names the file and variables), 2 for bad usage.
+Also ``python -m gau_alpha.convert SRC DST --to ...`` (the same command). Errors take the
+command line's one error path (:mod:`gau_alpha.cli`): one line on stderr, exit status 2 for
+bad input (a bad source checkpoint, bad arguments, an existing destination), 1 when the
+conversion itself fails (writing, reading back, verifying; a full disk), 130 on Ctrl-C.
 """
 from __future__ import annotations
 
@@ -9,8 +11,10 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
+from gau_alpha.argtypes import positive_int
 from gau_alpha.convert import torch_format
 from gau_alpha.convert.converter import FORMATS
+from gau_alpha.errors import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,10 +24,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("dst", metavar="DST", help="directory to create")
     parser.add_argument("--to", required=True, choices=sorted(FORMATS), help="format of DST")
-    parser.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="replace DST if it is a checkpoint directory of one format (or empty); other directories are kept",
+    )
+    parser.add_argument(
+        "--allow-nonfinite", action="store_true",
+        help="convert tensors holding NaN or infinite values (a warning) instead of refusing them",
+    )
     parser.add_argument(
         "--max-position-embeddings",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="torch only: the port's RoPE table length (default %d)" % torch_format.DEFAULT_MAX_POSITION_EMBEDDINGS,
@@ -33,28 +44,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Convert, print the summary; 1 with the error on stderr when it fails."""
-    from gau_alpha.checkpoints import CheckpointError
+    """Convert and print the summary (warnings also on stderr); 0 on success.
+
+    Raises:
+        ConfigError: ``--max-position-embeddings`` without ``--to torch``.
+        ConversionError: see :func:`gau_alpha.convert.converter.convert`.
+    """
     from gau_alpha.convert.converter import convert
 
     if args.max_position_embeddings is not None and args.to != "torch":
-        print("error: --max-position-embeddings applies to --to torch only", file=sys.stderr)
-        return 2
-    if args.max_position_embeddings is not None and args.max_position_embeddings <= 0:
-        print("error: --max-position-embeddings must be positive", file=sys.stderr)
-        return 2
-    try:
-        report = convert(
-            args.src, args.dst, args.to, overwrite=args.overwrite, max_position_embeddings=args.max_position_embeddings
-        )
-    except (CheckpointError, OSError) as error:
-        print("error: %s" % error, file=sys.stderr)
-        return 1
-    print(report)
+        raise ConfigError("the option --max-position-embeddings applies to --to torch only")
+    report = convert(
+        args.src,
+        args.dst,
+        args.to,
+        overwrite=args.overwrite,
+        max_position_embeddings=args.max_position_embeddings,
+        allow_nonfinite=args.allow_nonfinite,
+    )
+    print(report, flush=True)
+    for warning in report.warnings:
+        print("gau-alpha convert: warning: %s" % warning, file=sys.stderr, flush=True)
     return 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gau_alpha.convert", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    """``python -m gau_alpha.convert ARGS``: ``gau-alpha convert ARGS``."""
+    from gau_alpha.cli import main as cli_main
+
+    return cli_main(["convert", *(sys.argv[1:] if argv is None else argv)])

@@ -21,19 +21,10 @@ from typing import Dict, List
 
 import numpy as np
 
-from gau_alpha.convert.bundle import (
-    CONFIG_FILE,
-    VOCAB_FILE,
-    CheckpointBundle,
-    ConversionError,
-    PathLike,
-    dims_from_config,
-    read_json,
-    read_vocab,
-    write_json,
-    write_vocab,
-)
+from gau_alpha.atomic import PathLike
+from gau_alpha.convert.bundle import CheckpointBundle, ConversionError, read_model_files, write_model_files
 from gau_alpha.convert.names import check_tf1_tensors, is_head_tf1_name
+from gau_alpha.model_dir import CONFIG_FILE, VOCAB_FILE
 
 NAME = "keras"
 DESCRIPTION = "Keras weights (model.weights.h5) + bert_config.json + vocab.txt [+ extra_tensors.safetensors]"
@@ -45,6 +36,11 @@ EXTRA_METADATA = {"format": "gau_alpha.extra_tensors", "names": "tf1"}
 def detect(directory: PathLike) -> List[str]:
     """The files of ``directory`` that mark this format."""
     return [WEIGHTS_FILE] if (Path(directory) / WEIGHTS_FILE).is_file() else []
+
+
+def is_own_file(name: str) -> bool:
+    """Whether a file called ``name`` belongs to a directory of this format."""
+    return name in (WEIGHTS_FILE, EXTRA_FILE, CONFIG_FILE, VOCAB_FILE)
 
 
 def _build(config_path: Path, checkpoint=None):
@@ -84,9 +80,7 @@ def read(path: PathLike) -> CheckpointBundle:
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
         raise ConversionError("Keras weights file %s does not exist" % weights)
-    config = read_json(directory / CONFIG_FILE)
-    dims = dims_from_config(config, str(directory / CONFIG_FILE))
-    vocab = read_vocab(directory / VOCAB_FILE, dims)
+    config, dims, vocab = read_model_files(directory)
     arrays = _h5_arrays(weights)
     transformer = _build(directory / CONFIG_FILE)
     model = transformer.model
@@ -152,7 +146,7 @@ def write(bundle: CheckpointBundle, directory: PathLike) -> List[Path]:
             "the keras format stores float32 weights only (the model's dtype); these are not: %s"
             % ", ".join(not_float32)
         )
-    written = [write_json(directory / CONFIG_FILE, bundle.config), write_vocab(directory, bundle.vocab)]
+    written = write_model_files(directory, bundle)
     transformer = _build(directory / CONFIG_FILE, backbone)
     weights = directory / WEIGHTS_FILE
     transformer.model.save_weights(str(weights))

@@ -1,21 +1,13 @@
-"""The explicit TF1 <-> torch name map of GAU-alpha, and the head-tensor naming convention.
+"""The TF1 <-> torch name map of GAU-alpha, and the head-tensor naming convention.
 
-Shapes: V vocab size, T type vocab size, H hidden size, E expansion (``intermediate_size``),
-S key size (``attention_key_size``), L layers.
-
-Backbone (the released checkpoint; the MLM head is tied to the token embeddings, so it has no
-variable of its own). TF1 names are those of the release; torch keys are the state-dict keys of
-the PyTorch port's ``GAUAlphaModel`` (``gau-alpha`` 0.0.3). ``nn.Linear`` stores its weight as
-``[out, in]``, the transpose of a Keras/TF1 ``Dense`` kernel ``[in, out]``:
-
-- ``bert/embeddings/word_embeddings`` [V, H] <-> ``embeddings.word_embeddings.weight`` [V, H]
-- ``bert/embeddings/token_type_embeddings`` [T, H] <-> ``embeddings.token_type_embeddings.weight`` [T, H]
-- ``GAU_alpha/encoder/layer_L/gau/i_dense/kernel`` [H, 2E+S] <-> ``encoder.layer.L.gau.i_dense.weight``
-  [2E+S, H] (transposed)
-- ``GAU_alpha/encoder/layer_L/gau/o_dense/kernel`` [E, H] <-> ``encoder.layer.L.gau.o_dense.weight``
-  [H, E] (transposed)
-- ``GAU_alpha/encoder/layer_L/gau/q_scaleoffset/gamma`` [S] <-> ``encoder.layer.L.gau.q_scaleoffset.weight`` [S]
-- ``GAU_alpha/encoder/layer_L/gau/k_scaleoffset/gamma`` [S] <-> ``encoder.layer.L.gau.k_scaleoffset.weight`` [S]
+Backbone tensors (the released checkpoint; the MLM head is tied to the token embeddings, so it
+has no variable of its own) map one to one between the release's TF1 names and the state-dict
+keys of the PyTorch port's ``GAUAlphaModel`` (``gau-alpha`` 0.0.3). Both, the shapes and the
+transposes (``nn.Linear`` stores ``[out, in]``, the transpose of a Keras/TF1 ``Dense`` kernel
+``[in, out]``) are rows of :data:`gau_alpha.spec.BACKBONE_TABLE`; :func:`backbone_name_map`
+lists them for given model sizes and checks that they form a bijection. The port has no
+embedding mapping, so a model whose ``embedding_size`` differs from ``hidden_size`` cannot be
+converted.
 
 Head tensors (fine-tuned task heads, anything outside the backbone) travel unchanged, same
 array, same dtype, never transposed, under one convention: TF1 name ``head/<a>/<b>/...`` <->
@@ -26,34 +18,21 @@ an error.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from gau_alpha.convert.bundle import ConversionError, Dims
+from gau_alpha.errors import ConversionError
+from gau_alpha.spec import BACKBONE_TABLE, TOKEN_EMBEDDINGS, ModelDims, TensorSpec, backbone_tensors
 
-
-# (TF1 template, torch template, transpose): the map as data. ``{layer}`` is the 0-based
-# layer index.
-EMBEDDING_NAMES: Tuple[Tuple[str, str, bool], ...] = (
-    ("bert/embeddings/word_embeddings", "embeddings.word_embeddings.weight", False),
-    ("bert/embeddings/token_type_embeddings", "embeddings.token_type_embeddings.weight", False),
-)
-LAYER_NAMES: Tuple[Tuple[str, str, bool], ...] = (
-    ("GAU_alpha/encoder/layer_{layer}/gau/i_dense/kernel", "encoder.layer.{layer}.gau.i_dense.weight", True),
-    ("GAU_alpha/encoder/layer_{layer}/gau/o_dense/kernel", "encoder.layer.{layer}.gau.o_dense.weight", True),
-    ("GAU_alpha/encoder/layer_{layer}/gau/q_scaleoffset/gamma",
-     "encoder.layer.{layer}.gau.q_scaleoffset.weight", False),
-    ("GAU_alpha/encoder/layer_{layer}/gau/k_scaleoffset/gamma",
-     "encoder.layer.{layer}.gau.k_scaleoffset.weight", False),
-)
+#: One backbone tensor: TF1 name and shape, torch key and shape, transpose (a spec row).
+NameMapping = TensorSpec
 
 #: Prefix of the port's backbone inside its task models (``GAUAlphaForMaskedLM`` ...), as in
 #: the checkpoints it publishes; accepted when reading, never written.
 TORCH_BASE_PREFIX = "gau_alpha."
-#: The port's MLM decoder, tied to ``embeddings.word_embeddings.weight``; accepted when reading
-#: (it must equal the embeddings), never written (the port re-ties it on load).
+#: The port's MLM decoder, tied to the token embeddings; accepted when reading (it must equal
+#: the embeddings), never written (the port re-ties it on load).
 TORCH_TIED_DECODER = "cls.predictions.decoder.weight"
 
 TF1_HEAD_PREFIX = "head/"
@@ -61,46 +40,21 @@ TORCH_HEAD_PREFIX = "head."
 _SEGMENT = re.compile(r"^[A-Za-z0-9_\-]+$")
 
 
-@dataclass(frozen=True)
-class NameMapping:
-    """One backbone tensor: its TF1 name and shape, its torch key, and whether the torch
-    array is the transpose of the TF1 one."""
-
-    tf1: str
-    torch: str
-    transpose: bool
-    shape: Tuple[int, ...]
-
-    @property
-    def torch_shape(self) -> Tuple[int, ...]:
-        return tuple(reversed(self.shape)) if self.transpose else self.shape
-
-
-def _tf1_shape(tf1_template: str, dims: Dims) -> Tuple[int, ...]:
-    h, e, s = dims.hidden_size, dims.intermediate_size, dims.attention_key_size
-    shapes = {
-        "bert/embeddings/word_embeddings": (dims.vocab_size, h),
-        "bert/embeddings/token_type_embeddings": (dims.type_vocab_size, h),
-        "GAU_alpha/encoder/layer_{layer}/gau/i_dense/kernel": (h, 2 * e + s),
-        "GAU_alpha/encoder/layer_{layer}/gau/o_dense/kernel": (e, h),
-        "GAU_alpha/encoder/layer_{layer}/gau/q_scaleoffset/gamma": (s,),
-        "GAU_alpha/encoder/layer_{layer}/gau/k_scaleoffset/gamma": (s,),
-    }
-    return shapes[tf1_template]
-
-
-def backbone_name_map(dims: Dims) -> List[NameMapping]:
-    """Every backbone tensor of a model with ``dims``, embeddings first, then layer by layer.
+def backbone_name_map(dims: ModelDims) -> List[NameMapping]:
+    """Every backbone tensor of a model with ``dims``, embeddings first, then layer by layer
+    (:func:`gau_alpha.spec.backbone_tensors`).
 
     Raises:
-        ConversionError: if the generated map is not a bijection (a bug in the templates).
+        ConversionError: a tensor has no counterpart in the PyTorch port (an embedding
+            mapping), or the map is not a bijection (a bug in the spec).
     """
-    mapping = [NameMapping(t, p, tr, _tf1_shape(t, dims)) for t, p, tr in EMBEDDING_NAMES]
-    for layer in range(dims.num_hidden_layers):
-        for t, p, tr in LAYER_NAMES:
-            mapping.append(
-                NameMapping(t.format(layer=layer), p.format(layer=layer), tr, _tf1_shape(t, dims))
-            )
+    mapping = backbone_tensors(dims)
+    portless = [item.tf1 for item in mapping if item.torch is None]
+    if portless:
+        raise ConversionError(
+            "the PyTorch port has no counterpart of %s (embedding_size %r differs from hidden_size %r)"
+            % (", ".join(portless), dims.embedding_size, dims.hidden_size)
+        )
     check_bijection(mapping)
     return mapping
 
@@ -128,6 +82,11 @@ def check_bijection(mapping: Sequence[NameMapping]) -> None:
 
 
 # --------------------------------------------------------------------------- heads
+#: (prefix, separator, what) of a head name in the TF1 and the torch spelling
+_TF1_HEAD = (TF1_HEAD_PREFIX, "/", "tensor name (head/<segment>/...")
+_TORCH_HEAD = (TORCH_HEAD_PREFIX, ".", "tensor key (head.<segment>....")
+
+
 def _head_segments(name: str, prefix: str, separator: str) -> Optional[List[str]]:
     if not name.startswith(prefix):
         return None
@@ -135,6 +94,13 @@ def _head_segments(name: str, prefix: str, separator: str) -> Optional[List[str]
     if not all(_SEGMENT.match(segment) for segment in segments):
         return None
     return segments
+
+
+def _respell_head(name: str, source: tuple, target: tuple) -> str:
+    segments = _head_segments(name, source[0], source[1])
+    if segments is None:
+        raise ConversionError("%r is not a head %s, segments [A-Za-z0-9_-]+)" % (name, source[2]))
+    return target[0] + target[1].join(segments)
 
 
 def is_head_tf1_name(name: str) -> bool:
@@ -148,10 +114,7 @@ def head_tf1_to_torch(name: str) -> str:
     Raises:
         ConversionError: ``name`` does not follow the head convention.
     """
-    segments = _head_segments(name, TF1_HEAD_PREFIX, "/")
-    if segments is None:
-        raise ConversionError("%r is not a head tensor name (head/<segment>/..., segments [A-Za-z0-9_-]+)" % name)
-    return TORCH_HEAD_PREFIX + ".".join(segments)
+    return _respell_head(name, _TF1_HEAD, _TORCH_HEAD)
 
 
 def head_torch_to_tf1(key: str) -> str:
@@ -160,10 +123,7 @@ def head_torch_to_tf1(key: str) -> str:
     Raises:
         ConversionError: ``key`` does not follow the head convention.
     """
-    segments = _head_segments(key, TORCH_HEAD_PREFIX, ".")
-    if segments is None:
-        raise ConversionError("%r is not a head tensor key (head.<segment>...., segments [A-Za-z0-9_-]+)" % key)
-    return TF1_HEAD_PREFIX + "/".join(segments)
+    return _respell_head(key, _TORCH_HEAD, _TF1_HEAD)
 
 
 # ---------------------------------------------------------------------- validation
@@ -171,7 +131,27 @@ def _describe(name: str, value: np.ndarray) -> str:
     return "%s %s %s" % (name, tuple(value.shape), value.dtype)
 
 
-def check_tf1_tensors(tensors: Mapping[str, np.ndarray], dims: Dims, source: str) -> None:
+def _depth(names: Iterable[str], side: str) -> int:
+    """How many layers (0, 1, ... in a row) have at least one per-layer tensor among
+    ``names``, spelled as the spec's ``side`` (``tf1`` or ``torch``) templates."""
+    names = set(names)
+    templates = [getattr(row, side) for row in BACKBONE_TABLE if row.per_layer and getattr(row, side)]
+    depth = 0
+    while any(template.format(layer=depth) in names for template in templates):
+        depth += 1
+    return depth
+
+
+def _headline(source: str, what: str, names: Iterable[str], side: str, dims: ModelDims) -> str:
+    """``<source> does not hold <what>``, saying so first when the depth differs from the config's."""
+    depth = _depth(names, side)
+    if depth != dims.num_hidden_layers:
+        return "%s does not hold %s of its config: it has %d layers, the config says num_hidden_layers %d" % (
+            source, what, depth, dims.num_hidden_layers)
+    return "%s does not hold %s" % (source, what)
+
+
+def check_tf1_tensors(tensors: Mapping[str, np.ndarray], dims: ModelDims, source: str) -> None:
     """Check a TF1-named tensor dict against the backbone map: nothing missing, every shape
     right, every other name a head tensor.
 
@@ -201,10 +181,11 @@ def check_tf1_tensors(tensors: Mapping[str, np.ndarray], dims: Dims, source: str
         if np.asarray(v).dtype.kind not in "biuf"
     ]
     if problems:
-        raise ConversionError("%s does not hold a GAU-alpha checkpoint:\n  - %s" % (source, "\n  - ".join(problems)))
+        headline = _headline(source, "a GAU-alpha checkpoint", tensors, "tf1", dims)
+        raise ConversionError("%s:\n  - %s" % (headline, "\n  - ".join(problems)))
 
 
-def tf1_to_torch(tensors: Mapping[str, np.ndarray], dims: Dims) -> Dict[str, np.ndarray]:
+def tf1_to_torch(tensors: Mapping[str, np.ndarray], dims: ModelDims) -> Dict[str, np.ndarray]:
     """TF1-named tensors (already checked) -> torch state dict (backbone keys without the
     ``gau_alpha.`` prefix, heads as ``head.*``). Transposes are exact copies."""
     out: Dict[str, np.ndarray] = {}
@@ -219,7 +200,7 @@ def tf1_to_torch(tensors: Mapping[str, np.ndarray], dims: Dims) -> Dict[str, np.
     return out
 
 
-def torch_to_tf1(state: Mapping[str, np.ndarray], dims: Dims, source: str) -> Dict[str, np.ndarray]:
+def torch_to_tf1(state: Mapping[str, np.ndarray], dims: ModelDims, source: str) -> Dict[str, np.ndarray]:
     """A torch state dict -> TF1-named tensors.
 
     Accepts the port's own layouts: backbone keys with or without the ``gau_alpha.`` prefix
@@ -270,7 +251,7 @@ def torch_to_tf1(state: Mapping[str, np.ndarray], dims: Dims, source: str) -> Di
                 % (TORCH_BASE_PREFIX if strip else "", item.torch, item.torch_shape)
             )
     if decoder is not None:
-        embeddings = out.get(EMBEDDING_NAMES[0][0])
+        embeddings = out.get(TOKEN_EMBEDDINGS)
         if embeddings is None or not same_array(decoder, embeddings):
             problems.append(
                 "%s is not tied to the token embeddings (it differs from them); GAU-alpha's MLM "
@@ -282,7 +263,9 @@ def torch_to_tf1(state: Mapping[str, np.ndarray], dims: Dims, source: str) -> Di
         for k in sorted(unknown)
     ]
     if problems:
-        raise ConversionError("%s does not hold a GAU-alpha state dict:\n  - %s" % (source, "\n  - ".join(problems)))
+        keys = [k[len(TORCH_BASE_PREFIX):] if strip and k.startswith(TORCH_BASE_PREFIX) else k for k in state]
+        headline = _headline(source, "a GAU-alpha state dict", keys, "torch", dims)
+        raise ConversionError("%s:\n  - %s" % (headline, "\n  - ".join(problems)))
     return out
 
 

@@ -9,23 +9,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List
 
-from gau_alpha.checkpoints import DEFAULT_PREFIX_NAME, checkpoint_prefix, read_tf1_checkpoint, write_tf1_checkpoint
-from gau_alpha.convert.bundle import (
-    CONFIG_FILE,
-    VOCAB_FILE,
-    CheckpointBundle,
-    ConversionError,
-    PathLike,
-    dims_from_config,
-    read_json,
-    read_vocab,
-    write_json,
-    write_vocab,
+from gau_alpha.checkpoints import (
+    BOOKKEEPING_FILE,
+    DEFAULT_PREFIX_NAME,
+    checkpoint_prefix,
+    read_tf1_checkpoint,
+    write_tf1_checkpoint,
 )
+from gau_alpha.atomic import PathLike
+from gau_alpha.convert.bundle import CheckpointBundle, ConversionError, read_model_files, write_model_files
 from gau_alpha.convert.names import check_tf1_tensors
+from gau_alpha.model_dir import CONFIG_FILE, VOCAB_FILE
 
 NAME = "tf1"
 DESCRIPTION = "TF1 checkpoint (bert_model.ckpt.index/.data-*) + bert_config.json + vocab.txt"
+
+
+def is_own_file(name: str) -> bool:
+    """Whether a file called ``name`` belongs to a directory of this format (checkpoint files
+    of any prefix, ``.meta`` graphs, the bookkeeping file, the config and the vocab)."""
+    return name in (CONFIG_FILE, VOCAB_FILE, BOOKKEEPING_FILE) or name.endswith((".index", ".meta")) or ".data-" in name
 
 
 def detect(directory: PathLike) -> List[str]:
@@ -66,9 +69,7 @@ def read(path: PathLike) -> CheckpointBundle:
     path = Path(path)
     prefix = _prefix(path)
     directory = Path(prefix).parent
-    config = read_json(directory / CONFIG_FILE)
-    dims = dims_from_config(config, str(directory / CONFIG_FILE))
-    vocab = read_vocab(directory / VOCAB_FILE, dims)
+    config, dims, vocab = read_model_files(directory)
     tensors = read_tf1_checkpoint(prefix)
     check_tf1_tensors(tensors, dims, "TF1 checkpoint %s" % prefix)
     return CheckpointBundle(config=config, tensors=tensors, vocab=vocab, format=NAME, path=str(directory))
@@ -79,6 +80,4 @@ def write(bundle: CheckpointBundle, directory: PathLike) -> List[Path]:
     directory = Path(directory)
     check_tf1_tensors(bundle.tensors, bundle.dims, "the checkpoint to write")
     written = [Path(p) for p in write_tf1_checkpoint(directory / DEFAULT_PREFIX_NAME, bundle.tensors)]
-    written.append(write_json(directory / CONFIG_FILE, bundle.config))
-    written.append(write_vocab(directory, bundle.vocab))
-    return written
+    return written + write_model_files(directory, bundle)

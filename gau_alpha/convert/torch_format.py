@@ -24,18 +24,11 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 
-from gau_alpha.convert.bundle import (
-    VOCAB_FILE,
-    CheckpointBundle,
-    ConversionError,
-    PathLike,
-    dims_from_config,
-    read_json,
-    read_vocab,
-    write_json,
-    write_vocab,
-)
+from gau_alpha.atomic import PathLike, write_json
+from gau_alpha.convert.bundle import CheckpointBundle, ConversionError, dims_from_config, read_json, read_vocab, write_vocab
 from gau_alpha.convert.names import check_tf1_tensors, tf1_to_torch, torch_to_tf1
+from gau_alpha.model_dir import VOCAB_FILE
+from gau_alpha.spec import TOKEN_EMBEDDINGS
 
 NAME = "torch"
 DESCRIPTION = "PyTorch port (gau-alpha 0.0.3): model.safetensors + config.json + vocab.txt"
@@ -87,6 +80,11 @@ def detect(directory: PathLike) -> List[str]:
     """The files of ``directory`` that mark this format."""
     directory = Path(directory)
     return [name for name in (WEIGHTS_FILE, LEGACY_WEIGHTS_FILE) if (directory / name).is_file()]
+
+
+def is_own_file(name: str) -> bool:
+    """Whether a file called ``name`` belongs to a directory of this format."""
+    return name in (WEIGHTS_FILE, LEGACY_WEIGHTS_FILE, CONFIG_FILE, VOCAB_FILE)
 
 
 # ------------------------------------------------------------------------- configs
@@ -258,6 +256,6 @@ def write(
     state = tf1_to_torch(bundle.tensors, dims)
     weights = directory / WEIGHTS_FILE
     save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(weights), metadata=SAFETENSORS_METADATA)
-    dtype = str(np.asarray(bundle.tensors["bert/embeddings/word_embeddings"]).dtype)
+    dtype = str(np.asarray(bundle.tensors[TOKEN_EMBEDDINGS]).dtype)
     config = port_config(bundle.config, dtype, max_position_embeddings or DEFAULT_MAX_POSITION_EMBEDDINGS)
     return [weights, write_json(directory / CONFIG_FILE, config), write_vocab(directory, bundle.vocab)]

@@ -1,4 +1,4 @@
-"""Exact comparison of two bundles, and the conversion summary.
+"""Exact comparison of two bundles, the check for non-finite values, and the conversion summary.
 
 Tensors must be bit-identical: same names, dtypes, shapes and bytes (stricter than
 ``np.array_equal``: NaN payloads and -0.0 count). Configs must be equal as JSON values and
@@ -9,10 +9,26 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List
+from typing import Dict, List, Mapping
 
-from gau_alpha.convert.bundle import CheckpointBundle, ConversionError
+import numpy as np
+
+from gau_alpha.convert.bundle import CheckpointBundle, ConversionRunError
 from gau_alpha.convert.names import same_array
+
+
+def nonfinite_counts(tensors: Mapping[str, np.ndarray]) -> Dict[str, int]:
+    """Name -> number of NaN or infinite values, for every floating-point tensor that has any
+    (sorted by name; integer tensors cannot hold them)."""
+    counts = {}
+    for name in sorted(tensors):
+        value = np.asarray(tensors[name])
+        if value.dtype.kind not in "fc":
+            continue
+        bad = int(value.size - np.count_nonzero(np.isfinite(value)))
+        if bad:
+            counts[name] = bad
+    return counts
 
 
 def differences(expected: CheckpointBundle, actual: CheckpointBundle, limit: int = 20) -> List[str]:
@@ -44,10 +60,10 @@ def differences(expected: CheckpointBundle, actual: CheckpointBundle, limit: int
 
 
 def check_identical(expected: CheckpointBundle, actual: CheckpointBundle, where: str) -> None:
-    """Raise :class:`ConversionError` listing every difference, if any."""
+    """Raise :class:`~gau_alpha.convert.bundle.ConversionRunError` listing every difference, if any."""
     problems = differences(expected, actual)
     if problems:
-        raise ConversionError(
+        raise ConversionRunError(
             "verification of %s failed, the written checkpoint differs from the source:\n  - %s"
             % (where, "\n  - ".join(problems))
         )
@@ -68,6 +84,7 @@ class ConversionReport:
     files: List[str] = field(default_factory=list)
     file_bytes: int = 0
     notes: List[str] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         lines = [
@@ -82,6 +99,7 @@ class ConversionReport:
             % (self.destination, self.destination_format),
         ]
         lines += ["  note: %s" % note for note in self.notes]
+        lines += ["  warning: %s" % warning for warning in self.warnings]
         return "\n".join(lines)
 
 

@@ -1,5 +1,9 @@
 """cmrc2018: span extraction over sliding windows with start/end logits.
 
+Files: SQuAD layout ``{"data": [{"title", "paragraphs": [{"context", "qas": [...]}]}]}``
+(``train``, ``dev``, ``trial``, ``test``); one example per question. Test answers are
+placeholders and are dropped. Submission: one JSON object ``{question_id: answer_text}``.
+
 Features: the context is tokenized once with character offsets; each question
 becomes windows ``[CLS] question [SEP] context[w : w + W] [SEP]`` with
 ``W = maxlen - len(question) - 3`` and window starts ``0, s, 2s, ...``
@@ -19,21 +23,34 @@ the best-scoring span over all its windows, cut from the original context with
 the tokens' character offsets (so case, spaces and full-width characters are
 kept). Metrics: the official EM and F1 (percent) and their average; EM selects
 the best epoch.
+
+(The recipe scores (start, end) pairs with a one-head GlobalPointer; here the start
+and end logits are independent, decoded with a maximum answer length of 100 tokens,
+so the longest answers of the dev data fit.)
 """
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
+from ..examples import Cmrc2018Example
+from ..features import Feature
+from ..jsonio import Location, load_json_document, nonempty, require
+from ..metrics import cmrc2018_scores
 from .base import Task, TaskParams
-from .examples import Cmrc2018Example
-from .features import Feature
-from .heads import span_extractor, span_loss
-from .metrics import cmrc2018_scores
+from .spec import SplitFiles, SubmissionFormat, TaskDefaults, TaskSpec
 
-__all__ = ["Cmrc2018Task", "locate_answer", "char_span_to_tokens", "best_span"]
+__all__ = [
+    "Cmrc2018Task",
+    "parse_cmrc2018",
+    "locate_answer",
+    "char_span_to_tokens",
+    "best_span",
+    "CMRC2018",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +58,71 @@ Offsets = np.ndarray
 """``(T, 2)`` int array: ``[start, end)`` character span of each content token."""
 
 
+# ---------------------------------------------------------------- parser
+def parse_cmrc2018(spec: TaskSpec, path: Path, labelled: bool) -> List[Cmrc2018Example]:
+    """CMRC 2018, SQuAD layout: ``{"data": [{"title", "paragraphs": [{"context", "qas": [...]}]}]}``."""
+    document = load_json_document(path, dict, "a JSON object with a 'data' list")
+    top = Location(path)
+    articles = require(document, "data", list, top)
+    examples: List[Cmrc2018Example] = []
+    seen: Set[str] = set()
+    misplaced = total_answers = 0
+    for a, article in enumerate(articles):
+        where = top.at(f"data[{a}]")
+        if not isinstance(article, dict):
+            raise where.error("article should be an object")
+        title = article.get("title", "")
+        if not isinstance(title, str):
+            raise where.error("field 'title' should be a string")
+        for p, paragraph in enumerate(require(article, "paragraphs", list, where)):
+            where = top.at(f"data[{a}].paragraphs[{p}]")
+            if not isinstance(paragraph, dict):
+                raise where.error("paragraph should be an object")
+            context = require(paragraph, "context", str, where)
+            for q, qa in enumerate(require(paragraph, "qas", list, where)):
+                where = top.at(f"data[{a}].paragraphs[{p}].qas[{q}]")
+                if not isinstance(qa, dict):
+                    raise where.error("question should be an object")
+                qid = require(qa, "id", str, where)
+                if qid in seen:
+                    raise where.error(f"duplicate question id {qid!r}")
+                seen.add(qid)
+                question = require(qa, "question", str, where)
+                answers: List[str] = []
+                starts: List[int] = []
+                if labelled:
+                    raw_answers = require(qa, "answers", list, where)
+                    if not raw_answers:
+                        raise where.error(f"question {qid!r} has no answers")
+                    for n, answer in enumerate(raw_answers):
+                        if not isinstance(answer, dict):
+                            raise where.error(f"answers[{n}] should be an object")
+                        answers.append(require(answer, "text", str, where))
+                        starts.append(require(answer, "answer_start", int, where))
+                        total_answers += 1
+                        if context[starts[-1] : starts[-1] + len(answers[-1])] != answers[-1] or starts[-1] < 0:
+                            misplaced += 1
+                examples.append(Cmrc2018Example(qid, context, question, tuple(answers), tuple(starts), title))
+    if misplaced:
+        logger.info(
+            "%s %s: %d of %d reference answers are not at their answer_start in the context "
+            "(kept as in the file; the official data has -1 and off-by-one starts)",
+            spec.name,
+            path,
+            misplaced,
+            total_answers,
+        )
+    return nonempty(examples, path)
+
+
+def check_answer_prediction(spec: TaskSpec, example: Cmrc2018Example, prediction: Any) -> str:
+    """A submitted answer: a string."""
+    if not isinstance(prediction, str):
+        raise ValueError(f"{spec.name} prediction should be the answer text, got {prediction!r}")
+    return prediction
+
+
+# ---------------------------------------------------------------- spans
 def locate_answer(example: Cmrc2018Example) -> Optional[Tuple[int, int]]:
     """``[start, end)`` characters of the first reference answer present in the context.
 
@@ -91,6 +173,7 @@ def best_span(start_logits: np.ndarray, end_logits: np.ndarray, max_answer_len: 
     return float(scores[i, j]), i, j
 
 
+# ---------------------------------------------------------------- the family
 class Cmrc2018Task(Task):
     """Sliding-window span extraction (see the module docstring)."""
 
@@ -103,7 +186,7 @@ class Cmrc2018Task(Task):
         label ``(start, end)`` sequence positions; meta: the window's token offsets."""
         max_question = max(1, params.maxlen // 2)
         contexts: Dict[str, Tuple[np.ndarray, Offsets]] = {}
-        cls_id, sep_id = tokenizer._token_start_id, tokenizer._token_end_id
+        cls_id, sep_id = tokenizer.cls_id, tokenizer.sep_id
         features: List[Feature] = []
         unlocated = 0
         for index, example in enumerate(examples):
@@ -169,9 +252,13 @@ class Cmrc2018Task(Task):
         return np.asarray([f.label for f in features], dtype=np.int32).reshape(-1, 2)
 
     def build_model(self, encoder: Any, params: TaskParams) -> Any:
+        from ..heads import span_extractor
+
         return span_extractor(encoder, params.kernel_initializer)
 
     def loss(self, labels: Any, outputs: Any) -> Any:
+        from ..heads import span_loss
+
         return span_loss(labels, outputs)
 
     def summarize(self, feature: Feature, output: np.ndarray) -> Tuple[float, int, int]:
@@ -201,3 +288,20 @@ class Cmrc2018Task(Task):
     def score(self, examples: Sequence[Cmrc2018Example], predictions: Sequence[Any]) -> Dict[str, float]:
         scores = cmrc2018_scores(examples, {e.id: p for e, p in zip(examples, predictions)})
         return {"em": scores.em, "f1": scores.f1, "average": scores.average}
+
+
+# ---------------------------------------------------------------- the task
+CMRC2018 = TaskSpec(
+    name="cmrc2018",
+    family=Cmrc2018Task,
+    example_type=Cmrc2018Example,
+    parse=parse_cmrc2018,
+    files=SplitFiles(extra={"trial": ("trial.json",)}),
+    defaults=TaskDefaults(
+        maxlen=512, batch_size=16, epochs=10, grad_accum_steps=2, doc_stride=128, max_answer_len=100
+    ),
+    submission=SubmissionFormat(
+        check=check_answer_prediction, keys=lambda example: (example.id,), key_noun="questions"
+    ),
+    published_dev_score=58.09,
+)

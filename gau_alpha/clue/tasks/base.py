@@ -7,42 +7,23 @@ the per-example training loss (``loss``), stacks the labels of a batch
 (``summarize``, called batch by batch so large outputs are never kept),
 turns the summaries into official predictions (``decode``) and scores them
 (``score``, every metric in percent, like the published GAU-alpha scores).
+
+The defaults here fit tasks whose label is one class index per feature (the
+classification and multiple-choice families); the others override them. Heads and
+losses import TensorFlow when called, so a task object itself is pure Python.
 """
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Sequence
 
 import numpy as np
 
-from .features import Feature
+from ..features import Feature
+from .spec import TaskDefaults, TaskSpec, label_index
 
-__all__ = ["TaskDefaults", "TaskParams", "Task"]
-
-
-@dataclass(frozen=True)
-class TaskDefaults:
-    """Per-task hyper-parameters of the authors' CLUE recipe (bojone/CLUE-bert4keras).
-
-    Attributes:
-        maxlen: tokens per sequence.
-        batch_size: examples per step (questions for c3, blanks for chid: each
-            brings one sequence per choice).
-        epochs: training epochs.
-        learning_rate: AdaFactor learning rate.
-        grad_accum_steps: gradient accumulation (the recipe's optimizer2/optimizer4).
-        doc_stride: cmrc2018: tokens between the starts of consecutive windows.
-        max_answer_len: cmrc2018: longest answer in tokens.
-    """
-
-    maxlen: int = 128
-    batch_size: int = 32
-    epochs: int = 10
-    learning_rate: float = 5e-4
-    grad_accum_steps: int = 1
-    doc_stride: Optional[int] = None
-    max_answer_len: Optional[int] = None
+__all__ = ["TaskParams", "Task"]
 
 
 @dataclass(frozen=True)
@@ -67,19 +48,32 @@ class TaskParams:
 class Task(abc.ABC):
     """One CLUE task: data -> features -> model -> predictions -> metrics.
 
+    Args:
+        spec: the task's definition.
+
     Attributes:
+        spec: the task's definition (files, labels, recipe, submission, published score).
         name: the canonical task name.
-        main_metric: the metric that selects the best epoch (a key of :meth:`score`).
         defaults: the recipe's hyper-parameters.
+        labels: the label strings in class-index order (empty for tasks without a label set).
+        label_index: ``{label: class index}``.
+        main_metric: the metric that selects the best epoch (a key of :meth:`score`).
     """
 
-    name: str
     main_metric: str = "accuracy"
-    defaults: TaskDefaults
 
-    def __init__(self, name: str, defaults: TaskDefaults):
-        self.name = name
-        self.defaults = defaults
+    def __init__(self, spec: TaskSpec):
+        self.spec = spec
+        self.name: str = spec.name
+        self.defaults: TaskDefaults = spec.defaults
+        self.labels: List[str] = list(spec.labels or ())
+        self.label_index: Dict[str, int] = label_index(self.labels)
+
+    def require_labels(self, examples: Sequence[Any]) -> None:
+        """Raise ``ValueError`` naming the first example without a label (training data)."""
+        for example in examples:
+            if example.label is None:
+                raise ValueError("%s example %r has no label" % (self.name, example.id))
 
     # ------------------------------------------------------------------ data
     @abc.abstractmethod
@@ -88,17 +82,24 @@ class Task(abc.ABC):
     ) -> List[Feature]:
         """Features of ``examples`` (with their training labels when ``labelled``)."""
 
-    @abc.abstractmethod
     def label_shape(self) -> tuple:
-        """Shape of a batch of labels with ``None`` for variable sizes, e.g. ``(None,)``."""
+        """Shape of a batch of labels with ``None`` for variable sizes; default ``(None,)``."""
+        return (None,)
 
     def label_dtype(self) -> str:
         """dtype of the labels (``int32`` unless overridden)."""
         return "int32"
 
-    @abc.abstractmethod
     def collate_labels(self, features: Sequence[Feature], inputs: Dict[str, np.ndarray]) -> np.ndarray:
-        """Stack the labels of a batch; ``inputs`` are the padded inputs of the same batch."""
+        """Stack the labels of a batch; ``inputs`` are the padded inputs of the same batch.
+
+        Default: one class index per feature, ``(B,)`` int32.
+        """
+        return np.asarray([f.label for f in features], dtype=np.int32)
+
+    def input_names(self) -> List[str]:
+        """Names of the model inputs, in the model's input order."""
+        return ["token_ids", "segment_ids"]
 
     # ------------------------------------------------------------------ model
     @abc.abstractmethod
@@ -106,9 +107,14 @@ class Task(abc.ABC):
         """The task model: the encoder (inputs token/segment ids ``(B, N)``, output
         ``(B, N, H)``) plus the head. Its inputs are named like the feature inputs."""
 
-    @abc.abstractmethod
     def loss(self, labels: Any, outputs: Any) -> Any:
-        """Per-example training loss, shape ``(B,)`` (TensorFlow tensors)."""
+        """Per-example training loss, shape ``(B,)`` (TensorFlow tensors).
+
+        Default: softmax cross-entropy of class-index labels ``(B,)`` and logits ``(B, C)``.
+        """
+        from ..heads import classification_loss
+
+        return classification_loss(labels, outputs)
 
     # ------------------------------------------------------------------ predictions
     @abc.abstractmethod
@@ -124,7 +130,3 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def score(self, examples: Sequence[Any], predictions: Sequence[Any]) -> Dict[str, float]:
         """Metrics in percent; includes :attr:`main_metric`."""
-
-    def input_names(self) -> List[str]:
-        """Names of the model inputs, in the model's input order."""
-        return ["token_ids", "segment_ids"]

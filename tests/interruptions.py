@@ -1,0 +1,88 @@
+"""Helpers of the safety tests: snapshots of directory trees, real ``gau-alpha`` processes
+started in the background, and killing them at a chosen moment."""
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Sequence
+
+import helpers
+from gau_alpha.atomic import owner_pid
+
+
+def one_line_error(result, exit_code: int, *fragments: str) -> str:
+    """:func:`helpers.assert_one_line_error` (kept as the name these tests use)."""
+    return helpers.assert_one_line_error(result, exit_code, *fragments)
+
+
+def tree_digest(root: Path) -> Dict[str, str]:
+    """Relative path -> ``sha256:<hex>`` of every file, ``dir`` of every directory and
+    ``link:<target>`` of every symbolic link under ``root`` (not following links)."""
+    root = Path(root)
+    state: Dict[str, str] = {}
+    for directory, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(directory) / name
+            key = str(path.relative_to(root))
+            if path.is_symlink():
+                state[key] = "link:" + os.readlink(path)
+            elif path.is_dir():
+                state[key] = "dir"
+            else:
+                state[key] = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    return state
+
+
+def temporaries(root: Path) -> List[str]:
+    """Every pid-tagged temporary name (``gau_alpha.atomic``) under ``root``, live or stale."""
+    return sorted(
+        str(Path(d, n).relative_to(root)) for d, dirs, files in os.walk(root) for n in dirs + files
+        if owner_pid(n) is not None
+    )
+
+
+def exists_under(parent: Path, pattern: str, name: str) -> bool:
+    """Whether a file ``name`` exists anywhere below the entries of ``parent`` matching
+    ``pattern`` (directories that vanish meanwhile count as not holding it)."""
+    try:
+        return any(any(entry.rglob(name)) for entry in Path(parent).glob(pattern))
+    except OSError:
+        return False
+
+
+def start_cli(args: Sequence[str]) -> subprocess.Popen:
+    """``gau-alpha ARGS`` in the background, as :func:`helpers.run_cli` runs it."""
+    return subprocess.Popen([str(helpers.VENV_BIN / "gau-alpha"), *map(str, args)], env=helpers.CLEAN_ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_until(condition: Callable[[], bool], process: subprocess.Popen, timeout: float = 60) -> bool:
+    """Poll ``condition`` every millisecond; True once it holds, False if ``process`` exits
+    first. Fails the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        if process.poll() is not None:
+            return condition()
+        time.sleep(0.001)
+    process.kill()
+    raise AssertionError("the moment to interrupt never came within %.0f s" % timeout)
+
+
+def interrupt(process: subprocess.Popen, sig: int = signal.SIGKILL, timeout: float = 60):
+    """Send ``sig`` (if the process still runs) and collect it: ``(returncode, stdout, stderr)``."""
+    if process.poll() is None:
+        process.send_signal(sig)
+    out, err = process.communicate(timeout=timeout)
+    return process.returncode, out, err
+
+
+def completed(process: subprocess.Popen, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Wait for ``process`` and return it as :func:`subprocess.run` would."""
+    out, err = process.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
