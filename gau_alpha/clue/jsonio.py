@@ -289,3 +289,24 @@ class UniqueIds:
             raise where.error(f"duplicate {self.what} {value!r} (first at {before})")
         self._first[key] = where
         return value
+
+
+def iter_example_records(
+    path: PathLike, labelled: bool, id_keys: Sequence[str] = ("id",)
+) -> Iterator[Tuple[dict, Location, Any]]:
+    """The records of a JSON-lines file as ``(record, location, example id)``.
+
+    The id is read from the first of ``id_keys`` present (the 0-based record index when
+    absent from labelled data; required in test data, where ids must also be unique because
+    the submission is keyed by them).
+
+    Raises:
+        DataError: a missing or repeated test id (naming file and line), or malformed JSON.
+    """
+    test_ids = None if labelled else UniqueIds()
+    for index, (line, record) in enumerate(iter_json_lines(path)):
+        where = Location(Path(path), line)
+        example_id = record_id(record, id_keys, index, where, required=not labelled)
+        if test_ids is not None:
+            test_ids.add(example_id, where)
+        yield record, where, example_id

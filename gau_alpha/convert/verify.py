@@ -1,4 +1,5 @@
-"""Exact comparison of two bundles, the check for non-finite values, and the conversion summary.
+"""Exact comparison of two bundles and the conversion summary (the check for non-finite
+values, :func:`gau_alpha.checkpoints.nonfinite_counts`, is re-exported here).
 
 Tensors must be bit-identical: same names, dtypes, shapes and bytes (stricter than
 ``np.array_equal``: NaN payloads and -0.0 count). Configs must be equal as JSON values and
@@ -9,26 +10,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Mapping
+from typing import List
 
-import numpy as np
-
+from gau_alpha.checkpoints import nonfinite_counts  # noqa: F401  (re-exported)
 from gau_alpha.convert.bundle import CheckpointBundle, ConversionRunError
 from gau_alpha.convert.names import same_array
-
-
-def nonfinite_counts(tensors: Mapping[str, np.ndarray]) -> Dict[str, int]:
-    """Name -> number of NaN or infinite values, for every floating-point tensor that has any
-    (sorted by name; integer tensors cannot hold them)."""
-    counts = {}
-    for name in sorted(tensors):
-        value = np.asarray(tensors[name])
-        if value.dtype.kind not in "fc":
-            continue
-        bad = int(value.size - np.count_nonzero(np.isfinite(value)))
-        if bad:
-            counts[name] = bad
-    return counts
 
 
 def differences(expected: CheckpointBundle, actual: CheckpointBundle, limit: int = 20) -> List[str]:

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..examples import ClassificationExample, CslExample, SentencePairExample, WscExample
 from ..features import Feature
-from ..jsonio import Location, UniqueIds, iter_json_lines, nonempty, record_id, require, string_list
+from ..jsonio import Location, iter_example_records, nonempty, require, string_list
 from ..metrics import accuracy
 from .base import Task, TaskParams
 from .spec import SplitFiles, SubmissionFormat, TaskDefaults, TaskSpec
@@ -119,13 +119,8 @@ def parse_single_text(
         keywords: read the ``keywords`` field (tnews).
     """
     examples = []
-    test_ids = None if labelled else UniqueIds()
-    for index, (line, record) in enumerate(iter_json_lines(path)):
-        where = Location(path, line)
+    for record, where, example_id in iter_example_records(path, labelled):
         text = require(record, "sentence", str, where)
-        example_id = record_id(record, ("id",), index, where, required=not labelled)
-        if test_ids is not None:
-            test_ids.add(example_id, where)
         label = desc = None
         if labelled:
             label = _label(spec, record, where)
@@ -150,15 +145,10 @@ def parse_sentence_pair(
             they are dropped and counted in a warning.
     """
     examples = []
-    test_ids = None if labelled else UniqueIds()
     dropped = 0
-    for index, (line, record) in enumerate(iter_json_lines(path)):
-        where = Location(path, line)
+    for record, where, example_id in iter_example_records(path, labelled):
         text_a = require(record, "sentence1", str, where)
         text_b = require(record, "sentence2", str, where)
-        example_id = record_id(record, ("id",), index, where, required=not labelled)
-        if test_ids is not None:
-            test_ids.add(example_id, where)
         label = None
         if labelled:
             if unlabelled is not None and record.get("label") == unlabelled:
@@ -181,12 +171,7 @@ def parse_sentence_pair(
 def parse_csl(spec: TaskSpec, path: Path, labelled: bool) -> List[CslExample]:
     """csl JSON lines: ``id``, ``abst``, ``keyword`` (list of strings), ``label``."""
     examples = []
-    test_ids = None if labelled else UniqueIds()
-    for index, (line, record) in enumerate(iter_json_lines(path)):
-        where = Location(path, line)
-        example_id = record_id(record, ("id",), index, where, required=not labelled)
-        if test_ids is not None:
-            test_ids.add(example_id, where)
+    for record, where, example_id in iter_example_records(path, labelled):
         abstract = require(record, "abst", str, where)
         keywords = string_list(record, "keyword", where)
         label = _label(spec, record, where) if labelled else None
@@ -201,10 +186,9 @@ def parse_wsc(spec: TaskSpec, path: Path, labelled: bool) -> List[WscExample]:
     the text at its index is logged as a warning (the example is kept).
     """
     examples = []
-    test_ids = None if labelled else UniqueIds()
     mismatches: List[str] = []
-    for index, (line, record) in enumerate(iter_json_lines(path)):
-        where = Location(path, line)
+    keys = ("idx", "id") if labelled else ("id", "idx")
+    for record, where, example_id in iter_example_records(path, labelled, keys):
         text = require(record, "text", str, where)
         target = require(record, "target", dict, where)
         spans: List[Any] = []
@@ -214,12 +198,8 @@ def parse_wsc(spec: TaskSpec, path: Path, labelled: bool) -> List[WscExample]:
             if not 0 <= start < len(text):
                 raise where.error(f"span{k}_index {start} is outside the text (length {len(text)})")
             if text[start : start + len(span_text)] != span_text:
-                mismatches.append(f"line {line} span{k}")
+                mismatches.append(f"line {where.line} span{k}")
             spans += [start, span_text]
-        keys = ("idx", "id") if labelled else ("id", "idx")
-        example_id = record_id(record, keys, index, where, required=not labelled)
-        if test_ids is not None:
-            test_ids.add(example_id, where)
         label = _label(spec, record, where) if labelled else None
         examples.append(WscExample(example_id, text, spans[0], spans[1], spans[2], spans[3], label))
     if mismatches:

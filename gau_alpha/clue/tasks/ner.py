@@ -30,7 +30,7 @@ import numpy as np
 
 from ..examples import CluenerExample, EntityLabel
 from ..features import Feature
-from ..jsonio import Location, UniqueIds, iter_json_lines, nonempty, record_id, require
+from ..jsonio import iter_example_records, nonempty, require
 from ..metrics import cluener_scores
 from .base import Task, TaskParams
 from .spec import SubmissionFormat, TaskDefaults, TaskSpec
@@ -127,13 +127,8 @@ def entities_from_spans(text: str, spans: Set[CharSpan]) -> EntityLabel:
 def parse_cluener(spec: TaskSpec, path: Path, labelled: bool) -> List[CluenerExample]:
     """CLUENER2020 JSON lines: ``text`` and ``label`` = {type: {entity: [[start, end], ...]}}, ends inclusive."""
     examples = []
-    test_ids = None if labelled else UniqueIds()
-    for index, (line, record) in enumerate(iter_json_lines(path)):
-        where = Location(path, line)
+    for record, where, example_id in iter_example_records(path, labelled):
         text = require(record, "text", str, where)
-        example_id = record_id(record, ("id",), index, where, required=not labelled)
-        if test_ids is not None:
-            test_ids.add(example_id, where)
         label = None
         if labelled:
             try:
