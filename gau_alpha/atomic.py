@@ -13,6 +13,7 @@ Every temporary name carries the pid of the process that owns it::
     .<name>.pid<PID>.<random>.tmp        a file being written
     .<name>.pid<PID>.<random>.partial    a directory being assembled
     .<name>.pid<PID>.<random>.old        a directory being replaced
+    .<name>.pid<PID>.<random>.trash      a file or directory being deleted (:func:`discard`)
 
 so a leftover of a killed process (kill -9, power loss) is recognisable: its pid is dead.
 Each new temporary name swept into a directory first removes the dead processes' leftovers
@@ -42,9 +43,10 @@ __all__ = [
     "owner_pid",
     "stale_leftovers",
     "remove_stale",
+    "discard",
 ]
 
-_TEMP_NAME = re.compile(r"^\.(.+)\.pid(\d+)\.[^./]+\.(tmp|partial|old)$")
+_TEMP_NAME = re.compile(r"^\.(.+)\.pid(\d+)\.[^./]+\.(tmp|partial|old|trash)$")
 
 
 def temp_name_prefix(name: str) -> str:
@@ -185,6 +187,20 @@ def staging_directory(dest: PathLike) -> Iterator[Path]:
     else:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def discard(path: PathLike) -> None:
+    """Delete a file or directory tree so that an interruption never leaves it half-deleted
+    under its own name: it is first renamed into ``.<name>.pid<PID>.<random>.trash`` beside it
+    (a stale one is removed by the next sweep, never put back)."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return
+    holder = Path(tempfile.mkdtemp(prefix=temp_name_prefix(path.name), suffix=".trash", dir=path.parent))
+    try:
+        os.replace(path, holder / path.name)
+    finally:
+        shutil.rmtree(holder, ignore_errors=True)
 
 
 def replace_directory(source: PathLike, dest: PathLike) -> None:

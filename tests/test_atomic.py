@@ -144,3 +144,19 @@ def test_a_directory_set_aside_by_a_killed_swap_is_put_back(tmp_path):
     remove_stale(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["release"]
     assert (tmp_path / "release" / "vocab.txt").read_text() == "[PAD]\n"
+
+
+def test_an_interrupted_deletion_is_finished_not_restored(tmp_path):
+    """discard() renames into a .trash holder first: a killed deletion leaves a stale .trash,
+    which the next sweep removes — it never puts the half-deleted entry back."""
+    from gau_alpha.atomic import discard
+
+    (tmp_path / "best").mkdir()
+    (tmp_path / "best" / "model.npz").write_bytes(b"w")
+    discard(tmp_path / "best")
+    assert list(tmp_path.iterdir()) == []
+    trash = tmp_path / (".best.pid%d.t1.trash" % dead_pid())
+    (trash / "best").mkdir(parents=True)
+    (trash / "best" / "best.json").write_text("{}")  # model.npz already gone: half-deleted
+    assert remove_stale(tmp_path) == [trash]
+    assert list(tmp_path.iterdir()) == []

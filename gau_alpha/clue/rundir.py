@@ -30,8 +30,9 @@ The set-aside directory's suffix is ``.aside``, not ``.old``: the generic sweeps
 :mod:`gau_alpha.atomic` and ``gau-alpha clean`` delete stale ``.old`` directories, and this
 one holds the only copy of an earlier run until the new run commits.
 
-Deleting (:func:`discard`) renames first, so an interrupted deletion leaves a pid-tagged
-``.old`` directory that the next sweep removes, never a half-deleted entry under its name.
+Deleting (:func:`gau_alpha.atomic.discard`) renames first, so an interrupted deletion leaves a
+pid-tagged ``.trash`` directory that the next sweep removes, never a half-deleted entry under
+its name.
 """
 from __future__ import annotations
 
@@ -40,12 +41,11 @@ import json
 import logging
 import os
 import re
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence
 
-from gau_alpha.atomic import PathLike, remove_stale, temp_name_prefix, write_json
+from gau_alpha.atomic import PathLike, discard, remove_stale, temp_name_prefix, write_json
 from gau_alpha.locking import directory_lock
 
 from .reporting import CURVE_PNG, METRICS_CSV, METRICS_JSON
@@ -73,20 +73,6 @@ RUN_ENTRIES = (CHECKPOINTS, BEST_DIR, SUBMISSION_DIR, RANDOM_MODEL_DIR, METRICS_
 ASIDE_NAME = "previous-run"
 ASIDE_SUFFIX = ".aside"
 _MANIFEST = "entries.json"
-
-
-def discard(path: PathLike) -> None:
-    """Delete a file or directory tree so that an interruption never leaves it half-deleted
-    under its own name: it is renamed into ``.<name>.pid<PID>.<random>.old`` beside it
-    first (a stale one is removed by the next sweep)."""
-    path = Path(path)
-    if not path.exists() and not path.is_symlink():
-        return
-    holder = Path(tempfile.mkdtemp(prefix=temp_name_prefix(path.name), suffix=".old", dir=path.parent))
-    try:
-        os.replace(path, holder / path.name)
-    finally:
-        shutil.rmtree(holder, ignore_errors=True)
 
 
 _ASIDE = re.compile(r"^\.%s\.pid(\d+)\.[^./]+%s$" % (re.escape(ASIDE_NAME), re.escape(ASIDE_SUFFIX)))

@@ -16,7 +16,7 @@ directory, then ``os.replace``); ``latest.json`` is replaced only after its chec
 directory is complete, so an interruption at any moment leaves the previous
 checkpoint usable. ``best/`` is assembled in a staging directory and swapped in as a
 whole, so its weights and ``best.json`` always belong together. Older epoch directories
-beyond the last ``keep`` are removed (:func:`gau_alpha.clue.rundir.discard`: renamed
+beyond the last ``keep`` are removed (:func:`gau_alpha.atomic.discard`: renamed
 first, never left half-deleted).
 A checkpoint that cannot be read or does not fit the model raises
 :class:`gau_alpha.errors.CheckpointError`.
