@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Sequence
 
 import helpers
-from gau_alpha.atomic import owner_pid
+from gau_alpha.atomic import owner_pid, stale_leftovers
 
 
 def one_line_error(result, exit_code: int, *fragments: str) -> str:
@@ -86,3 +86,35 @@ def completed(process: subprocess.Popen, timeout: float = 120) -> subprocess.Com
     """Wait for ``process`` and return it as :func:`subprocess.run` would."""
     out, err = process.communicate(timeout=timeout)
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def kill_at_moments(
+    moments: Sequence[Callable[[], subprocess.Popen]],
+    root: Path,
+    part: Callable[[Dict[str, str]], Dict[str, str]],
+    old: Dict[str, str],
+    new: Dict[str, str],
+    anytime: Sequence[Callable[[], subprocess.Popen]] = (),
+    after_kill: Callable[[set], None] = lambda left: None,
+) -> None:
+    """``kill -9`` a command at each moment in turn and check what it leaves under ``root``.
+
+    Each ``moment()`` starts the command and returns it once its moment has come. After each
+    kill, ``part`` of the tree (its :func:`tree_digest`) is the ``old`` one byte for byte —
+    for a moment in ``anytime``, which may fall after the swap, the old one or ``new`` — and
+    the next command has removed the previous kill's stale leftovers, while this kill left
+    some (``after_kill`` gets their relative paths).
+    """
+    left: set = set()
+    for moment in moments:
+        code, _, err = interrupt(moment())
+        after = tree_digest(root)
+        if moment in anytime:
+            assert part(after) in (part(old), new)
+            continue
+        assert code == -signal.SIGKILL, err
+        assert part(after) == part(old), moment.__name__  # the old directory, byte for byte
+        assert not left & set(after), "the next command did not remove the killed run's leftovers"
+        left = {str(p.relative_to(root)) for p in stale_leftovers(root)}
+        assert left, "kill -9 left no staging directory to clean up"
+        after_kill(left)

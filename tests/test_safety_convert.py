@@ -22,9 +22,10 @@ import pytest
 
 import helpers
 from helpers import run_cli, tf1_name
-from interruptions import exists_under, interrupt, one_line_error, start_cli, temporaries, tree_digest, wait_until
+from interruptions import (
+    exists_under, interrupt, kill_at_moments, one_line_error, start_cli, temporaries, tree_digest, wait_until,
+)
 from gau_alpha import read_tf1_checkpoint, write_tf1_checkpoint
-from gau_alpha.atomic import stale_leftovers
 from gau_alpha.convert import read_checkpoint
 
 SEED = 11  # the random kill moment below is drawn from random.Random(SEED)
@@ -195,30 +196,24 @@ def test_kill_9_at_three_moments_then_the_rerun_gives_the_uninterrupted_result(s
     new = {"out": "dir", **{"out/" + k: v for k, v in tree_digest(tmp_path / "reference").items()}}
     args = ["convert", sources.new, dest, "--to", "keras", "--overwrite"]
 
-    def staging_exists(process):
+    def staging_exists():
+        process = start_cli(args)
         assert wait_until(lambda: any(work.glob(".out.pid*.partial")), process), process.communicate()
+        return process
 
-    def weights_written(process):
+    def weights_written():
+        process = start_cli(args)
         assert wait_until(lambda: exists_under(work, ".out.pid*.partial", "model.weights.h5"), process), \
             process.communicate()
+        return process
 
-    def random_time(process):
-        time.sleep(rng.uniform(0.0, duration))
-
-    left = set()
-    for moment in (staging_exists, weights_written, random_time):
+    def random_time():  # anywhere, even after the swap
         process = start_cli(args)
-        moment(process)
-        code, _, err = interrupt(process)
-        after = tree_digest(work)
-        if moment is random_time:  # anywhere, even after the swap
-            assert release_part(after) in (release_part(old), new)
-            continue
-        assert code == -signal.SIGKILL, err
-        assert release_part(after) == release_part(old), moment.__name__  # the old directory, byte for byte
-        assert not left & set(after), "the next command did not remove the killed run's leftovers"
-        left = {str(p.relative_to(work)) for p in stale_leftovers(work)}
-        assert left, "kill -9 left no staging directory to clean up"
+        time.sleep(rng.uniform(0.0, duration))
+        return process
+
+    kill_at_moments((staging_exists, weights_written, random_time), work, release_part, old, new,
+                    anytime=(random_time,))
     rerun = run_cli(args, timeout=180)
     assert rerun.returncode == 0, rerun.stderr
     assert tree_digest(work) == new  # every file as uninterrupted, nothing else
