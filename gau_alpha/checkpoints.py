@@ -24,15 +24,13 @@ import codecs
 import logging
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
 from gau_alpha import spec
-from gau_alpha.atomic import remove_stale, temp_name_prefix, write_text_atomic
+from gau_alpha.atomic import staging_directory, write_text_atomic
 from gau_alpha.errors import CheckpointError  # re-exported: gau_alpha.checkpoints.CheckpointError
 
 CheckpointLike = Union[str, os.PathLike, Mapping[str, np.ndarray]]
@@ -195,20 +193,16 @@ def write_tf1_checkpoint(
         if value.dtype == object:
             raise CheckpointError("variable %r is not a numeric array" % name)
         values.append(tf.constant(value))
-    remove_stale(directory)
-    tmp_prefix = tempfile.mkdtemp(prefix=temp_name_prefix(os.path.basename(prefix)), suffix=".partial", dir=directory)
-    try:
-        tmp = os.path.join(tmp_prefix, "ckpt")
+    with staging_directory(prefix) as staging:
+        tmp = os.path.join(staging, "ckpt")
         tf.raw_ops.SaveV2(
             prefix=tmp, tensor_names=names, shape_and_slices=[""] * len(names), tensors=values
         )
         written = []
-        for produced in sorted(os.listdir(tmp_prefix)):
+        for produced in sorted(os.listdir(staging)):
             target = prefix + produced[len("ckpt"):]
-            os.replace(os.path.join(tmp_prefix, produced), target)
+            os.replace(os.path.join(staging, produced), target)
             written.append(target)
-    finally:
-        shutil.rmtree(tmp_prefix, ignore_errors=True)
     bookkeeping = os.path.join(directory, BOOKKEEPING_FILE)
     relative = os.path.relpath(prefix, directory)
     write_text_atomic(bookkeeping, 'model_checkpoint_path: "%s"\nall_model_checkpoint_paths: "%s"\n' % (relative, relative))

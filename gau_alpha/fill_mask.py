@@ -113,10 +113,8 @@ def run(args: argparse.Namespace) -> int:
     files = open_model_dir(args.model_dir, allow_larger_embedding=args.allow_larger_embedding)
     config = files.load_config()
     tokenizer = load_tokenizer(files.vocab, fast=True)  # the reference's ids, without TensorFlow
-    lacking = [token for token, found in (("[CLS]", tokenizer.cls_id), ("[SEP]", tokenizer.sep_id),
-                                          (MASK, tokenizer.mask_id)) if found is None]
-    if lacking:
-        raise ModelDirError("%s lacks the special token(s) %s" % (files.vocab, ", ".join(lacking)))
+    if tokenizer.mask_id is None:  # the tokenizer itself refuses a vocab without [CLS] or [SEP]
+        raise ModelDirError("%s lacks the special token(s) %s" % (files.vocab, MASK))
     token_ids, _ = encode_with_masks(tokenizer, args.text)
     check_text_length(token_ids, config, files.config)
 

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
@@ -170,17 +171,28 @@ def count_vocab_lines(path: PathLike) -> int:
     Raises:
         ModelDirError: missing or not UTF-8 (naming the file and line).
     """
+    return len(read_vocab_lines(path)[1])
+
+
+def read_vocab_lines(path: PathLike) -> Tuple[bytes, list]:
+    """A ``vocab.txt``'s bytes and its lines (split at ``\\n`` only), read once.
+
+    Raises:
+        ModelDirError: missing or not UTF-8 (naming the file and line).
+    """
     path = Path(path)
     if not path.is_file():
         raise ModelDirError("vocab file %s does not exist" % path)
-    count = 0
-    with open(path, "rb") as handle:
-        for count, line in enumerate(handle, 1):
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError:
-                raise ModelDirError("%s, line %d: not UTF-8 text" % (path, count)) from None
-    return count
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()  # the final newline ends the last line, it does not start another
+    for number, line in enumerate(lines, 1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ModelDirError("%s, line %d: not UTF-8 text" % (path, number)) from None
+    return data, lines
 
 
 @dataclass(frozen=True)
@@ -191,10 +203,12 @@ class ModelDir:
     config: Path
     checkpoint: Path  # the prefix: bert_model.ckpt
     vocab: Path
+    #: the config as :func:`open_model_dir` read and checked it (None: read on demand)
+    values: Optional[Dict[str, Any]] = field(default=None, repr=False, compare=False)
 
     def load_config(self) -> Dict[str, Any]:
-        """The checked ``bert_config.json`` (see :func:`read_config`)."""
-        return read_config(self.config)
+        """The checked ``bert_config.json`` (see :func:`read_config`), read once."""
+        return dict(self.values) if self.values is not None else read_config(self.config)
 
     @property
     def dims(self) -> ModelDims:
@@ -237,7 +251,7 @@ def open_model_dir(
             % (files.vocab, lines, files.config, vocab_size,
                "" if lines > vocab_size else " (pass --allow-larger-embedding if the embedding is padded)")
         )
-    return files
+    return dataclasses.replace(files, values=config)
 
 
 def create_random_model_dir(

@@ -24,6 +24,9 @@ NATIVE_LOG_LINE = re.compile(
 )
 
 
+_LINE_END = re.compile(rb"(?<=[\r\n])")
+
+
 def _pump(read_fd: int, write_fd: int) -> None:
     pending = b""
     while True:
@@ -32,14 +35,9 @@ def _pump(read_fd: int, write_fd: int) -> None:
             break
         pending += chunk
         # forward complete lines ("\n") and progress-bar updates ("\r") as they come
-        while True:
-            cut = max(pending.find(b"\n"), -1)
-            cr = pending.find(b"\r")
-            ends = [i for i in (cut, cr) if i >= 0]
-            if not ends:
-                break
-            end = min(ends) + 1
-            piece, pending = pending[:end], pending[end:]
+        pieces = _LINE_END.split(pending)
+        pending = pieces.pop()  # the unfinished rest (b"" after a complete line)
+        for piece in pieces:
             if not NATIVE_LOG_LINE.match(piece):
                 os.write(write_fd, piece)
     if pending and not NATIVE_LOG_LINE.match(pending):

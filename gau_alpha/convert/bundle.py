@@ -22,7 +22,7 @@ import numpy as np
 
 from gau_alpha.atomic import PathLike, write_json
 from gau_alpha.errors import ConfigError, ConversionError, ModelDirError
-from gau_alpha.model_dir import CONFIG_FILE, VOCAB_FILE, count_vocab_lines, read_config
+from gau_alpha.model_dir import CONFIG_FILE, VOCAB_FILE, read_config, read_vocab_lines
 from gau_alpha.spec import ModelDims
 
 __all__ = [
@@ -132,7 +132,7 @@ def read_json(path: PathLike, what: str = "config") -> Dict[str, Any]:
 
 def read_vocab(path: PathLike, dims: ModelDims) -> bytes:
     """The bytes of ``vocab.txt``, checked to be UTF-8 with one token per line for every
-    row of the token embeddings (lines counted by :func:`gau_alpha.model_dir.count_vocab_lines`).
+    row of the token embeddings (lines counted by :func:`gau_alpha.model_dir.read_vocab_lines`).
 
     Raises:
         ConversionError: the file is missing, not UTF-8, or its line count differs from
@@ -140,14 +140,15 @@ def read_vocab(path: PathLike, dims: ModelDims) -> bytes:
     """
     path = Path(path)
     try:
-        lines = count_vocab_lines(path)
+        data, vocab_lines = read_vocab_lines(path)
     except ModelDirError as error:
         raise ConversionError(str(error)) from None
+    lines = len(vocab_lines)
     if lines != dims.vocab_size:
         raise ConversionError(
             "vocabulary file %s has %d lines but the config's vocab_size is %d" % (path, lines, dims.vocab_size)
         )
-    return path.read_bytes()
+    return data
 
 
 def write_vocab(directory: PathLike, vocab: bytes) -> Path:
