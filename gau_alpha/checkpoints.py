@@ -25,7 +25,7 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
@@ -216,28 +216,6 @@ def checkpoint_shapes(checkpoint: CheckpointLike) -> Dict[str, Tuple[int, ...]]:
     return list_tf1_checkpoint(checkpoint)
 
 
-def _layer_patterns() -> List["re.Pattern[str]"]:
-    patterns = []
-    for row in spec.BACKBONE_TABLE:
-        if row.per_layer:
-            head, tail = row.tf1.split("{layer}", 1)
-            patterns.append(re.compile("%s(\\d+)%s$" % (re.escape(head), re.escape(tail))))
-    return patterns
-
-
-def checkpoint_depth(names: Iterable[str]) -> int:
-    """How many GAU layers have variables among ``names`` (TF1 names, :mod:`gau_alpha.spec`)."""
-    patterns = _layer_patterns()
-    layers = set()
-    for name in names:
-        for pattern in patterns:
-            match = pattern.match(name)
-            if match:
-                layers.add(int(match.group(1)))
-                break
-    return len(layers)
-
-
 #: differences listed by :func:`check_checkpoint_fits` (the counts say the rest): few
 #: enough that the command line's one error line shows them
 MAX_LISTED = 3
@@ -278,7 +256,7 @@ def check_checkpoint_fits(
     problems = missing + wrong + unused
     if not problems:
         return
-    depth = checkpoint_depth(shapes)
+    depth = spec.layer_count(shapes)
     if depth != dims.num_hidden_layers:
         headline = "checkpoint %s has %d GAU layers, config %s says %d (num_hidden_layers)" % (
             checkpoint_source, depth, config_source, dims.num_hidden_layers)
@@ -306,6 +284,17 @@ def nonfinite_counts(tensors: Mapping[str, np.ndarray]) -> Dict[str, int]:
     return counts
 
 
+def describe_nonfinite(tensors: Mapping[str, np.ndarray], counts: Mapping[str, int],
+                       limit: Optional[int] = None) -> str:
+    """``name (bad of total values), ...`` for :func:`nonfinite_counts`' ``counts`` (the first
+    ``limit`` of them, then ``and N more``)."""
+    items = list(counts.items())
+    shown = ["%s (%d of %d values)" % (name, bad, np.size(tensors[name])) for name, bad in items[:limit]]
+    if limit is not None and len(items) > limit:
+        shown.append("and %d more" % (len(items) - limit))
+    return ", ".join(shown)
+
+
 def check_finite(tensors: Mapping[str, np.ndarray], source: str, allow_nonfinite: bool = False) -> Dict[str, int]:
     """Refuse (or, with ``allow_nonfinite``, log a warning about) tensors holding NaN or
     infinite values.
@@ -318,10 +307,8 @@ def check_finite(tensors: Mapping[str, np.ndarray], source: str, allow_nonfinite
     """
     counts = nonfinite_counts(tensors)
     if counts:
-        shown = ["%s (%d of %d values)" % (name, bad, np.size(tensors[name])) for name, bad in list(counts.items())[:5]]
-        if len(counts) > 5:
-            shown.append("and %d more" % (len(counts) - 5))
-        message = "checkpoint %s holds NaN or infinite values in %d tensor(s): %s" % (source, len(counts), ", ".join(shown))
+        message = "checkpoint %s holds NaN or infinite values in %d tensor(s): %s" % (
+            source, len(counts), describe_nonfinite(tensors, counts, limit=5))
         if not allow_nonfinite:
             raise CheckpointError(message + "; pass allow_nonfinite=True (--allow-nonfinite) to load them anyway")
         logger.warning("%s; loading them anyway (allow_nonfinite)", message)

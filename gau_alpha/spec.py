@@ -18,7 +18,7 @@ Shapes: V ``vocab_size``, T ``type_vocab_size``, H ``hidden_size``, E ``intermed
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from gau_alpha.errors import ConfigError
 
@@ -30,6 +30,7 @@ __all__ = [
     "backbone_tensors",
     "variable_mapping",
     "tensor_shapes",
+    "layer_count",
     "TOKEN_EMBEDDINGS",
 ]
 
@@ -192,3 +193,14 @@ def variable_mapping(dims: ModelDims) -> Dict[str, List[str]]:
 def tensor_shapes(dims: ModelDims) -> Dict[str, Tuple[int, ...]]:
     """TF1 name -> shape of every backbone tensor."""
     return {tensor.tf1: tensor.shape for tensor in backbone_tensors(dims)}
+
+
+def layer_count(names: Iterable[str], side: str = "tf1") -> int:
+    """How many GAU layers (0, 1, ... in a row) have at least one per-layer tensor among
+    ``names``, spelled as the table's ``side`` (``"tf1"`` or ``"torch"``) templates."""
+    names = set(names)
+    templates = [getattr(row, side) for row in BACKBONE_TABLE if row.per_layer and getattr(row, side)]
+    depth = 0
+    while any(template.format(layer=depth) in names for template in templates):
+        depth += 1
+    return depth

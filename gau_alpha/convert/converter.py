@@ -37,8 +37,8 @@ from gau_alpha.convert.verify import (
     check_identical,
     directory_bytes,
     directory_listing,
-    nonfinite_counts,
 )
+from gau_alpha.checkpoints import describe_nonfinite, nonfinite_counts
 from gau_alpha.errors import GauAlphaError
 
 FORMATS: Dict[str, ModuleType] = {
@@ -177,9 +177,7 @@ def _nonfinite_warning(bundle: CheckpointBundle, source: Path, allow_nonfinite: 
     counts = nonfinite_counts(bundle.tensors)
     if not counts:
         return []
-    listing = ", ".join(
-        "%s (%d of %d values)" % (name, count, bundle.tensors[name].size) for name, count in counts.items()
-    )
+    listing = describe_nonfinite(bundle.tensors, counts)
     if not allow_nonfinite:
         raise ConversionError(
             "source %s holds NaN or infinite values in %d tensor(s): %s; pass --allow-nonfinite "

@@ -23,7 +23,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 import numpy as np
 
 from gau_alpha.errors import ConversionError
-from gau_alpha.spec import BACKBONE_TABLE, TOKEN_EMBEDDINGS, ModelDims, TensorSpec, backbone_tensors
+from gau_alpha.spec import TOKEN_EMBEDDINGS, ModelDims, TensorSpec, backbone_tensors, layer_count
 
 #: One backbone tensor: TF1 name and shape, torch key and shape, transpose (a spec row).
 NameMapping = TensorSpec
@@ -131,20 +131,9 @@ def _describe(name: str, value: np.ndarray) -> str:
     return "%s %s %s" % (name, tuple(value.shape), value.dtype)
 
 
-def _depth(names: Iterable[str], side: str) -> int:
-    """How many layers (0, 1, ... in a row) have at least one per-layer tensor among
-    ``names``, spelled as the spec's ``side`` (``tf1`` or ``torch``) templates."""
-    names = set(names)
-    templates = [getattr(row, side) for row in BACKBONE_TABLE if row.per_layer and getattr(row, side)]
-    depth = 0
-    while any(template.format(layer=depth) in names for template in templates):
-        depth += 1
-    return depth
-
-
 def _headline(source: str, what: str, names: Iterable[str], side: str, dims: ModelDims) -> str:
     """``<source> does not hold <what>``, saying so first when the depth differs from the config's."""
-    depth = _depth(names, side)
+    depth = layer_count(names, side)
     if depth != dims.num_hidden_layers:
         return "%s does not hold %s of its config: it has %d layers, the config says num_hidden_layers %d" % (
             source, what, depth, dims.num_hidden_layers)

@@ -221,7 +221,7 @@ def _check_checkpoint(directory: Path, spec: Mapping[str, Any], report: Report, 
 
 def _read_every_tensor(reader: Any, names: Iterable[str], data_name: str) -> List[Problem]:
     """Read each tensor once (TF checks its crc32c), and flag non-finite float values."""
-    import numpy as np
+    from gau_alpha.checkpoints import nonfinite_counts
 
     problems = []
     for name in names:
@@ -232,8 +232,8 @@ def _read_every_tensor(reader: Any, names: Iterable[str], data_name: str) -> Lis
                                     "tensor data cannot be read (truncated or corrupt file)",
                                     "readable data matching its checksum", f"{type(exc).__name__}: {exc}"))
             continue
-        if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
-            bad = int(value.size - np.isfinite(value).sum())
+        bad = nonfinite_counts({name: value}).get(name)
+        if bad:
             problems.append(Problem("nonfinite_tensor", data_name, name, "tensor holds NaN or infinite values",
                                     0, f"{bad} non-finite values"))
     return problems
