@@ -43,6 +43,8 @@ __all__ = [
     "owner_pid",
     "stale_leftovers",
     "remove_stale",
+    "remove_leftovers",
+    "is_alive",
     "discard",
 ]
 
@@ -60,7 +62,8 @@ def owner_pid(path: PathLike) -> Union[int, None]:
     return int(match.group(2)) if match else None
 
 
-def _alive(pid: int) -> bool:
+def is_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (this process counts as alive)."""
     if pid == os.getpid():
         return True
     try:
@@ -84,7 +87,7 @@ def stale_leftovers(directory: PathLike, recursive: bool = False) -> List[Path]:
     for root, dirs, files in os.walk(directory):
         for name in list(dirs) + files:
             pid = owner_pid(name)
-            if pid is not None and not _alive(pid):
+            if pid is not None and not is_alive(pid):
                 found.append(Path(root) / name)
                 if name in dirs:
                     dirs.remove(name)
@@ -114,14 +117,18 @@ def _restore_aside(aside: Path) -> None:
         os.replace(old, dest)
 
 
-def remove_stale(directory: PathLike, recursive: bool = False) -> List[Path]:
-    """Remove :func:`stale_leftovers` and return what was removed (a directory set aside by a
-    killed :func:`replace_directory` whose destination is missing is first put back)."""
-    removed = stale_leftovers(directory, recursive)
-    for path in removed:
+def remove_leftovers(paths: List[Path]) -> List[Path]:
+    """Remove leftovers found by :func:`stale_leftovers` (a directory set aside by a killed
+    :func:`replace_directory` whose destination is missing is first put back); returns them."""
+    for path in paths:
         _restore_aside(path)
         _remove(path)
-    return removed
+    return paths
+
+
+def remove_stale(directory: PathLike, recursive: bool = False) -> List[Path]:
+    """Remove :func:`stale_leftovers` (see :func:`remove_leftovers`) and return them."""
+    return remove_leftovers(stale_leftovers(directory, recursive))
 
 
 @contextlib.contextmanager

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import List
 
-from gau_alpha.atomic import remove_stale, stale_leftovers
+from gau_alpha.atomic import is_alive, remove_leftovers, stale_leftovers
 from gau_alpha.errors import ConfigError
 
 __all__ = ["add_arguments", "run"]
@@ -27,6 +28,19 @@ def _size(path: Path) -> int:
     return path.stat().st_size if path.exists() else 0
 
 
+def set_aside_runs(directory: Path) -> List[Path]:
+    """Earlier CLUE runs set aside by a ``gau-alpha clue --overwrite`` that was killed (their
+    owner is dead): kept, since the next ``gau-alpha clue`` on their run directory restores them."""
+    from gau_alpha.clue.rundir import ASIDE_NAME, ASIDE_SUFFIX, aside_owner
+
+    found = []
+    for path in sorted(directory.rglob(".%s.pid*%s" % (ASIDE_NAME, ASIDE_SUFFIX))):
+        owner = aside_owner(path)
+        if owner is not None and not is_alive(owner):
+            found.append(path)
+    return found
+
+
 def run(args: argparse.Namespace) -> int:
     """Print each leftover with its size; remove them unless ``--dry-run``."""
     if not args.directory.is_dir():
@@ -38,10 +52,10 @@ def run(args: argparse.Namespace) -> int:
         total += size
         print("%s  %s" % (path, "%d bytes" % size))
     if not args.dry_run:
-        remove_stale(args.directory, recursive=True)
+        remove_leftovers(found)
     verb = "found" if args.dry_run else "removed"
     print("%s %d leftover(s), %d bytes" % (verb, len(found), total))
-    for kept in sorted(args.directory.rglob(".previous-run.pid*.aside")):
+    for kept in set_aside_runs(args.directory):
         print("kept %s: an earlier CLUE run set aside by a killed 'gau-alpha clue --overwrite'; "
               "the next 'gau-alpha clue' on %s puts it back" % (kept, kept.parent))
     return 0

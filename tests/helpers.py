@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -63,9 +65,9 @@ def padded_batch(lengths: Sequence[int], vocab_size: int, seed: int = 0) -> Tupl
 
 
 # ----------------------------------------------------------------------------- command line
-VENV_BIN = Path(__import__("sys").executable).parent
+VENV_BIN = Path(sys.executable).parent
 #: the environment of a child command: nothing this test session set leaks into it
-CLEAN_ENV = {k: v for k, v in __import__("os").environ.items() if not k.startswith(("TF_", "GAU_ALPHA"))}
+CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "GAU_ALPHA"))}
 
 
 def run_cli(args: Sequence[str], cwd=None, timeout: float = 600, **popen):

@@ -31,7 +31,6 @@ class Route:
     pause_at: Optional[int] = None
     paused: threading.Event = field(default_factory=threading.Event)
     resumed: threading.Event = field(default_factory=threading.Event)
-    requests: int = 0
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -42,7 +41,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if route is None:
             self.send_error(404, "no such file")
             return
-        route.requests += 1
         if route.status != 200:
             self.send_error(route.status)
             return
@@ -91,9 +89,6 @@ class ReleaseServer:
         """Answer ``path`` with ``body`` (options: the fields of :class:`Route`); its URL."""
         self._httpd.routes[path] = Route(body, **options)
         return self.base_url + path
-
-    def route(self, path: str) -> Route:
-        return self._httpd.routes[path]
 
     def paused(self, path: str) -> threading.Event:
         """Set once an answer on ``path`` has stopped at its ``pause_at`` byte."""

@@ -14,11 +14,6 @@ import helpers
 from gau_alpha.atomic import owner_pid, stale_leftovers
 
 
-def one_line_error(result, exit_code: int, *fragments: str) -> str:
-    """:func:`helpers.assert_one_line_error` (kept as the name these tests use)."""
-    return helpers.assert_one_line_error(result, exit_code, *fragments)
-
-
 def tree_digest(root: Path) -> Dict[str, str]:
     """Relative path -> ``sha256:<hex>`` of every file, ``dir`` of every directory and
     ``link:<target>`` of every symbolic link under ``root`` (not following links)."""
@@ -80,12 +75,6 @@ def interrupt(process: subprocess.Popen, sig: int = signal.SIGKILL, timeout: flo
         process.send_signal(sig)
     out, err = process.communicate(timeout=timeout)
     return process.returncode, out, err
-
-
-def completed(process: subprocess.Popen, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Wait for ``process`` and return it as :func:`subprocess.run` would."""
-    out, err = process.communicate(timeout=timeout)
-    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
 def kill_at_moments(

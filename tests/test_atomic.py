@@ -160,3 +160,20 @@ def test_an_interrupted_deletion_is_finished_not_restored(tmp_path):
     (trash / "best" / "best.json").write_text("{}")  # model.npz already gone: half-deleted
     assert remove_stale(tmp_path) == [trash]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_clean_keeps_and_names_only_dead_runs_set_aside_runs(tmp_path, capsys):
+    """A CLUE run set aside by a killed ``--overwrite`` is the only copy of that run: clean
+    keeps it and says so; one whose owner is alive (a run in progress) is not mentioned."""
+    from gau_alpha.cli import main
+
+    dead = tmp_path / "run" / (".previous-run.pid%d.a1.aside" % dead_pid())
+    live = tmp_path / "run2" / (".previous-run.pid%d.b2.aside" % os.getpid())
+    for directory in (dead, live):
+        directory.mkdir(parents=True)
+        (directory / "metrics.json").write_text("{}")
+    assert main(["clean", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "kept %s" % dead in out and str(live) not in out
+    assert (dead / "metrics.json").exists() and (live / "metrics.json").exists()
+

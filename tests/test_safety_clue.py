@@ -55,8 +55,8 @@ WAIT_S = 120
 RUN_S = 300
 SUBMISSION = Path("submission") / "tnews11_predict.json"
 _PID_TAG = re.compile(r"\.pid\d+\.")
-# TensorFlow 2.21's C++ start-up lines on a machine without CUDA (absl logs them before
-# TF_CPP_MIN_LOG_LEVEL applies); they are not the command's output.
+
+
 def clue_args(output: Path, *extra: str) -> List[str]:
     return ["clue", "tnews", "--output-dir", str(output), *SETTINGS, *extra]
 

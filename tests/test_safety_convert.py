@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 
 import helpers
-from helpers import run_cli, tf1_name
+from helpers import assert_one_line_error, run_cli, tf1_name
 from interruptions import (
-    exists_under, interrupt, kill_at_moments, one_line_error, start_cli, temporaries, tree_digest, wait_until,
+    exists_under, interrupt, kill_at_moments, start_cli, temporaries, tree_digest, wait_until,
 )
 from gau_alpha import read_tf1_checkpoint, write_tf1_checkpoint
 from gau_alpha.convert import read_checkpoint
@@ -90,18 +90,18 @@ def test_overwrite_refuses_what_is_not_a_checkpoint_directory(sources, tmp_path,
     make(work / "out")
     before = tree_digest(work)
     result = convert_cli(sources.new, work / "out", "--overwrite")
-    one_line_error(result, 2, "gau-alpha convert: error: destination", fragment, "not replacing it")
+    assert_one_line_error(result, 2, "gau-alpha convert: error: destination", fragment, "not replacing it")
     assert tree_digest(work) == before
 
 
 def test_existing_destination_and_bad_arguments_are_exit_2(sources, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    one_line_error(convert_cli(sources.new, out), 2, "already exists; pass --overwrite")
-    one_line_error(convert_cli(sources.new, tmp_path / "x", "--max-position-embeddings", "64"), 2,
+    assert_one_line_error(convert_cli(sources.new, out), 2, "already exists; pass --overwrite")
+    assert_one_line_error(convert_cli(sources.new, tmp_path / "x", "--max-position-embeddings", "64"), 2,
                    "--max-position-embeddings applies to --to torch only")
     (tmp_path / "empty").mkdir()
-    one_line_error(convert_cli(tmp_path / "empty", tmp_path / "x"), 2, "holds no checkpoint; expected one of",
+    assert_one_line_error(convert_cli(tmp_path / "empty", tmp_path / "x"), 2, "holds no checkpoint; expected one of",
                    "tf1: TF1 checkpoint")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "out"] and not any(out.iterdir())
 
@@ -109,7 +109,7 @@ def test_existing_destination_and_bad_arguments_are_exit_2(sources, tmp_path):
 def test_a_checkpoint_of_another_depth_is_one_line_exit_2(sources, tmp_path):
     src = shutil.copytree(sources.new, tmp_path / "src")
     (src / "bert_config.json").write_text(json.dumps(dict(helpers.TINY_CONFIG, num_hidden_layers=1)))
-    one_line_error(convert_cli(src, tmp_path / "out", to="torch"), 2, "does not hold a GAU-alpha checkpoint",
+    assert_one_line_error(convert_cli(src, tmp_path / "out", to="torch"), 2, "does not hold a GAU-alpha checkpoint",
                    "it has 2 layers, the config says num_hidden_layers 1")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
 
@@ -127,7 +127,7 @@ def nonfinite_source(sources, tmp_path_factory):
 
 def test_nonfinite_tensors_are_refused_naming_them(nonfinite_source, tmp_path):
     result = convert_cli(nonfinite_source.path, tmp_path / "out", to="torch")
-    one_line_error(result, 2, "NaN or infinite values in 2 tensor(s)", "%s (5 of " % NAN_TENSOR,
+    assert_one_line_error(result, 2, "NaN or infinite values in 2 tensor(s)", "%s (5 of " % NAN_TENSOR,
                    "%s (1 of 32 values)" % INF_TENSOR, "--allow-nonfinite")
     assert list(tmp_path.iterdir()) == []
 
@@ -160,7 +160,7 @@ def test_a_checkpoint_file_pointing_elsewhere_is_not_followed(sources, tmp_path,
     (src / "checkpoint").write_text('model_checkpoint_path: "%s"\nall_model_checkpoint_paths: "%s"\n'
                                     % (target, target))
     result = convert_cli(src, tmp_path / "out", to="torch")
-    one_line_error(result, 2, "checkpoint", str(src))
+    assert_one_line_error(result, 2, "checkpoint", str(src))
     assert not (tmp_path / "out").exists() and temporaries(tmp_path) == []
 
 
@@ -173,7 +173,7 @@ def test_ctrl_c_exits_130_and_leaves_nothing(sources, tmp_path):
     assert wait_until(lambda: exists_under(tmp_path, ".out.pid*.partial", "model.weights.h5"), process), \
         process.communicate()
     code, out, err = interrupt(process, signal.SIGINT)
-    one_line_error(SimpleNamespace(returncode=code, stderr=err), 130, "gau-alpha convert: interrupted")
+    assert_one_line_error(SimpleNamespace(returncode=code, stderr=err), 130, "gau-alpha convert: interrupted")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -21,10 +21,10 @@ from typing import Dict, Optional
 import pytest
 
 import helpers
-from helpers import run_cli
+from helpers import assert_one_line_error, run_cli
 from http_server import NO_LENGTH, ReleaseServer
 from interruptions import (
-    exists_under, interrupt, kill_at_moments, one_line_error, start_cli, temporaries, tree_digest, wait_until,
+    exists_under, interrupt, kill_at_moments, start_cli, temporaries, tree_digest, wait_until,
 )
 from gau_alpha.release.manifest import build_manifest, dumps_manifest
 
@@ -103,7 +103,7 @@ def test_a_failed_overwrite_leaves_the_release_as_it_was(releases, cache, case):
     url = releases.server.serve("/%s.zip" % case.replace(" ", "-"), body, **served)
     before = tree_digest(cache)
     result = download(releases, url, cache / "tiny", "--overwrite", *options)
-    one_line_error(result, code, "gau-alpha download: error:", *fragments)
+    assert_one_line_error(result, code, "gau-alpha download: error:", *fragments)
     assert tree_digest(cache) == before  # the old release byte for byte, nothing beside it
 
 
@@ -113,7 +113,7 @@ def test_a_release_failing_the_manifest_is_checked_in_staging_and_never_installe
     body = zip_bytes(releases.new, skip="vocab.txt", extra={"tiny/vocab.txt": vocab})
     before = tree_digest(cache)
     result = download(releases, releases.server.serve("/bad-vocab.zip", body), cache / "tiny", "--overwrite")
-    one_line_error(result, 1, "fails the manifest check", "nothing was installed",
+    assert_one_line_error(result, 1, "fails the manifest check", "nothing was installed",
                           "vocab.txt: vocab content differs", "[MASK]")
     assert tree_digest(cache) == before
 
@@ -126,10 +126,10 @@ def test_existing_or_unrelated_destinations_are_refused(releases, tmp_path):
     (mine / "bert_config.json").write_text("{}")  # a config alone does not make a release
     (tmp_path / "file").write_text("x")
     before = tree_digest(tmp_path)
-    one_line_error(download(releases, url, mine), 2, "already exists", "--overwrite")
-    one_line_error(download(releases, url, mine, "--overwrite"), 2, "is not a release directory",
+    assert_one_line_error(download(releases, url, mine), 2, "already exists", "--overwrite")
+    assert_one_line_error(download(releases, url, mine, "--overwrite"), 2, "is not a release directory",
                           "not replacing it")
-    one_line_error(download(releases, url, tmp_path / "file", "--overwrite"), 2, "not a release directory")
+    assert_one_line_error(download(releases, url, tmp_path / "file", "--overwrite"), 2, "not a release directory")
     assert tree_digest(tmp_path) == before
 
 
@@ -145,7 +145,7 @@ def test_ctrl_c_during_the_transfer_exits_130_and_leaves_nothing(releases, cache
     finally:
         releases.server.resume(path)
     result = SimpleNamespace(returncode=code, stdout=out, stderr=err)
-    one_line_error(result, 130, "gau-alpha download: interrupted")
+    assert_one_line_error(result, 130, "gau-alpha download: interrupted")
     assert tree_digest(cache) == before  # no partial archive, no staging directory
 
 

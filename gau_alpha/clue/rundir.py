@@ -78,7 +78,7 @@ _MANIFEST = "entries.json"
 _ASIDE = re.compile(r"^\.%s\.pid(\d+)\.[^./]+%s$" % (re.escape(ASIDE_NAME), re.escape(ASIDE_SUFFIX)))
 
 
-def _aside_owner(path: Path) -> Optional[int]:
+def aside_owner(path: Path) -> Optional[int]:
     """The pid of the run that set ``path`` aside, or None if it is no set-aside run."""
     match = _ASIDE.match(path.name)
     return int(match.group(1)) if match else None
@@ -131,7 +131,7 @@ class RunDirectory:
         # Only the lock's holder sets a run aside, so every set-aside run found now belongs
         # to a dead process (whatever its pid is used for today).
         for aside in sorted(self.path.iterdir()):
-            pid = _aside_owner(aside)
+            pid = aside_owner(aside)
             if pid is not None and aside.is_dir():
                 if self._restore(aside):
                     self.notes.append("put back the earlier run that an interrupted --overwrite (pid %d) had set aside"
