@@ -97,6 +97,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help()
         return 2
     name = argv[0]
+    from gau_alpha import interrupts
+
+    interrupts.install()
     stop_filter = None
     if not verbose and name != "bench":
         from gau_alpha.quiet import filter_native_log

@@ -40,6 +40,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from gau_alpha import interrupts
+from gau_alpha.atomic import discard
 from gau_alpha.errors import ConfigError, GauAlphaError, RunError
 
 from .features import Feature, epoch_batches
@@ -52,7 +54,6 @@ from .rundir import (
     SUBMISSION_DIR,
     RunDirectory,
     claim_run_directory,
-    discard,
 )
 from .state import (
     BEST_WEIGHTS,
@@ -150,9 +151,7 @@ def _load_data(options: RunOptions) -> Dict[str, List[Any]]:
         raise RunError("data directory %s does not exist" % options.data_dir)
     splits = {}
     for split in ("train", "dev", "test"):
-        splits[split] = load_split(options.task, options.data_dir, split, version=options.version)
-        if not splits[split]:
-            raise RunError("%s %s split in %s has no examples" % (options.task, split, options.data_dir))
+        splits[split] = load_split(options.task, options.data_dir, split, version=options.version)  # never empty
     return splits
 
 
@@ -171,8 +170,11 @@ def _check_token_ids(task: Task, split: str, examples: Sequence[Any], features: 
     training would stop inside TensorFlow with an opaque error."""
     for feature in features:
         ids = feature.inputs["token_ids"]
-        if ids.size and (int(ids.max()) >= vocab_size or int(ids.min()) < 0):
-            bad = int(ids.max()) if int(ids.max()) >= vocab_size else int(ids.min())
+        if not ids.size:
+            continue
+        lowest, highest = int(ids.min()), int(ids.max())
+        if highest >= vocab_size or lowest < 0:
+            bad = highest if highest >= vocab_size else lowest
             example = examples[feature.example_index]
             raise RunError("%s %s example %r: token id %d is outside the embedding (vocab_size %d); "
                            "%s does not belong to the model's config"
@@ -466,6 +468,7 @@ def _fine_tune(options: RunOptions, task: Task, inputs: _Inputs, start: _Start, 
         strategy = make_strategy(options.strategy)
     files = inputs.model if inputs.model is not None else _random_model(options, chief)
     model, optimizer, params = _build_model(task, files, options, strategy, inputs.params)
+    interrupts.check()  # a Ctrl-C that TensorFlow swallowed while building
     data, features = inputs.data, inputs.features
 
     run = _Run(options, task, inputs.settings, chief)

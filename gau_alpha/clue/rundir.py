@@ -59,7 +59,6 @@ __all__ = [
     "ASIDE_NAME",
     "RunDirectory",
     "claim_run_directory",
-    "discard",
 ]
 
 logger = logging.getLogger(__name__)

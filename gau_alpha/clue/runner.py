@@ -32,6 +32,7 @@ from gau_alpha.argtypes import non_negative_int, positive_float, positive_int
 from gau_alpha.resources import clue_sample_dir
 
 from .tasks import TASKS, get_spec
+from .tasks.spec import VERSIONS
 
 __all__ = ["add_arguments", "run", "options_from_args", "SAMPLE_EPOCHS", "DEFAULT_TASK"]
 
@@ -88,7 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--deterministic", action="store_true",
                         help="tf.config.experimental.enable_op_determinism() (for bit-exact resuming on GPUs; "
                              "CPU runs are exact without it)")
-    parser.add_argument("--clue-version", choices=("1.1", "1.0"), default="1.1",
+    parser.add_argument("--clue-version", choices=VERSIONS, default=VERSIONS[0],
                         help="test file and submission name version (default 1.1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 

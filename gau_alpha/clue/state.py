@@ -29,10 +29,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from gau_alpha.atomic import atomic_file, replace_directory, staging_directory, write_json
+from gau_alpha.atomic import atomic_file, discard, replace_directory, staging_directory, write_json
 from gau_alpha.errors import CheckpointError
 
-from .rundir import CHECKPOINTS, discard
+from .rundir import CHECKPOINTS
 
 __all__ = [
     "CHECKPOINTS",

@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import tensorflow as tf
 
+from gau_alpha import interrupts
 from gau_alpha.errors import RunError
 
 from .features import Feature, collate_inputs, epoch_batches, make_batches
@@ -178,6 +179,7 @@ class Trainer:
         bar = tqdm(batches, desc="epoch %d" % (epoch + 1), unit="step", disable=not self.progress,
                    file=sys.stderr, dynamic_ncols=True)
         for indices in bar:
+            interrupts.check()
             inputs, labels = self._batch([features[i] for i in indices], labelled=True)
             arrays = [tf.constant(inputs[name]) for name in self.input_names] + [tf.constant(labels)]
             loss = float(train_function(*arrays))
@@ -212,6 +214,7 @@ class Trainer:
         batches = make_batches([f.length for f in features], batch_size)
         for indices in tqdm(batches, desc=desc, unit="batch", disable=not self.progress, file=sys.stderr,
                             dynamic_ncols=True):
+            interrupts.check()
             batch = [features[i] for i in indices]
             inputs, _ = self._batch(batch, labelled=False)
             outputs = self._predict_function(*[tf.constant(inputs[name]) for name in self.input_names]).numpy()
