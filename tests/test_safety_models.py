@@ -24,7 +24,6 @@ from gau_alpha.errors import CheckpointError, ConfigError
 from gau_alpha.model_options import check_overrides
 from gau_alpha.spec import ModelDims, backbone_tensors
 from helpers import TINY_CONFIG, assert_one_line_error, tf1_name, random_release_tensors, run_cli, write_release_dir
-from interruptions import one_line_error
 
 #: the TF1 name prefix of the third GAU layer's variables
 LAYER_2 = tf1_name("i_dense/kernel", 2).rsplit("/", 2)[0] + "/"
@@ -59,7 +58,7 @@ def _fill_mask(model_dir, text="中[MASK]", *flags):
 
 def _refused(result, *fragments) -> str:
     assert result.stdout == "", result.stdout
-    return one_line_error(result, 2, *fragments)
+    return assert_one_line_error(result, 2, *fragments)
 
 
 # ------------------------------------------------------------------ fill-mask: before TensorFlow
