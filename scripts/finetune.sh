@@ -5,6 +5,6 @@
 #        --data-dir /path/to/iflytek_public       # the real job
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bash scripts/install.sh >/dev/null
+GAU_ALPHA_CORE_ONLY="${GAU_ALPHA_CORE_ONLY:-1}" bash scripts/install.sh >/dev/null
 VENV="${GAU_ALPHA_VENV:-.venv}"
 exec "$VENV/bin/gau-alpha" clue "$@"
