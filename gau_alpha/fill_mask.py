@@ -21,6 +21,7 @@ import numpy as np
 
 from gau_alpha.argtypes import positive_int
 from gau_alpha.errors import ConfigError
+from gau_alpha.model_options import add_model_arguments, model_overrides
 
 MASK = "[MASK]"
 
@@ -100,6 +101,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-nonfinite", action="store_true",
                         help="load checkpoint tensors holding NaN or infinite values (with a warning) "
                              "instead of refusing them")
+    add_model_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -121,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
     import gau_alpha
 
     model = gau_alpha.build_transformer_model(
-        str(files.config), str(files.checkpoint), with_mlm=True, allow_nonfinite=args.allow_nonfinite
+        str(files.config), str(files.checkpoint), with_mlm=True, allow_nonfinite=args.allow_nonfinite,
+        **model_overrides(args),
     )
     for index, predictions in enumerate(fill_mask(model, tokenizer, args.text, args.top_k)):
         shown = "  ".join("%s %.3f" % (token, p) for token, p in predictions)

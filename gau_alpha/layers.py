@@ -23,7 +23,7 @@ always added after the residual sum and never passed on.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from gau_alpha import compat
 
@@ -177,6 +177,139 @@ def normalize_attention(
     return tf.cast(masked_softmax(x, visible), out_dtype)
 
 
+# ----------------------------------------------------------------- query-blocked attention
+def query_block_layout(length: tf.Tensor, block_size: int) -> Tuple[tf.Tensor, tf.Tensor]:
+    """``(count, size)``: ``length`` query rows cut into ``count = ceil(length / block_size)``
+    blocks of equal ``size = ceil(length / count) <= block_size`` rows (the last block
+    repeats the last row for the fewer than ``count`` missing rows)."""
+    length = tf.convert_to_tensor(length, tf.int32)
+    count = tf.maximum((length + block_size - 1) // block_size, 1)
+    size = tf.maximum((length + count - 1) // count, 1)
+    return count, size
+
+
+def _merge_blocks(stacked: tf.Tensor, length: tf.Tensor) -> tf.Tensor:
+    """(count, ..., size, D) blocks of a (..., N, D) tensor -> (..., N, D), the rows past
+    ``length`` dropped. (With one leading dimension of size 1, e.g. batch 1, the transpose
+    only moves a singleton axis: TensorFlow does it without a copy.)"""
+    rank = stacked.shape.rank
+    perm = list(range(1, rank - 2)) + [0, rank - 2, rank - 1]
+    merged = tf.transpose(stacked, perm)
+    shape = tf.shape(merged)
+    merged = tf.reshape(merged, tf.concat([shape[: rank - 3], [shape[rank - 3] * shape[rank - 2]], shape[-1:]], 0))
+    return merged[..., :length, :]
+
+
+def attention_in_query_blocks(
+    attend: Callable[..., Tuple[tf.Tensor, Optional[tf.Tensor]]],
+    q: tf.Tensor,
+    k: tf.Tensor,
+    v: tf.Tensor,
+    rows: Sequence[tf.Tensor] = (),
+    shared: Sequence[tf.Tensor] = (),
+    block_size: int = 512,
+    with_scores: bool = False,
+):
+    """Exact attention computed ``block_size`` query rows at a time, in memory linear in N.
+
+    Every block sees all M keys, so each row's normalisation (softmax, ``softmax_plus``'s
+    visible-key count, ``squared_relu``'s 1/n) is the unblocked one. Only one block's
+    (B, b, M) scores exist at a time, forward and backward: the gradient is a custom one that
+    recomputes each block's attention (FLASH-style recomputation) instead of keeping the
+    (B, N, M) weights, so training memory is linear in N too. With ``with_scores`` the
+    (B, N, M) scores each block passes on are assembled (residual attention: that output
+    is N^2 by definition).
+
+    Args:
+        attend: ``attend(q_block, k, v, row_blocks, shared, block_index) ->
+            (output_block (B, b, E), scores_block (B, b, M) or None)`` (the output: A v, or a
+            function of it and the row blocks, such as a gate); a pure function of
+            its tensor arguments (no variables). Dropout in it must be a function of
+            ``block_index`` (stateless), since the backward pass calls it again.
+        q: (B, N, S) queries; k: (B, M, S) keys; v: (B, M, E) values.
+        rows: tensors with the query axis at -2 ((N, M), (B, N, M) ...): cut with q.
+        shared: tensors every block sees whole (a key mask, a dropout seed ...).
+        block_size: most query rows per block.
+        with_scores: ``attend`` returns scores to assemble into a (B, N, M) output.
+    Returns:
+        the output (B, N, E), and the (B, N, M) scores too with ``with_scores``.
+    """
+    rows, shared = list(rows), list(shared)
+    n_rows = len(rows)
+
+    @tf.custom_gradient
+    def blocked(q, k, v, *extra):
+        row_values, shared_values = list(extra[:n_rows]), list(extra[n_rows:])
+        length = tf.shape(q)[1]
+        count, size = query_block_layout(length, block_size)
+        padded = count * size
+        offsets = tf.range(size)
+
+        def block_rows(i):
+            index = tf.minimum(i * size + offsets, length - 1)
+            return tf.gather(q, index, axis=1), [tf.gather(r, index, axis=r.shape.rank - 2) for r in row_values]
+
+        def run_blocks(body, dtypes, accumulators=()):
+            """``body(i) -> (blocks, additions)`` for every block: the blocks (query axis -2)
+            are collected and merged into (..., N, D) tensors, the additions summed."""
+
+            def step(i, arrays, accumulators):
+                blocks, additions = body(i)
+                arrays = [array.write(i, block) for array, block in zip(arrays, blocks)]
+                accumulators = [a + x for a, x in zip(accumulators, additions)]
+                return i + 1, arrays, accumulators
+
+            arrays = [tf.TensorArray(dtype, size=count, element_shape=None) for dtype in dtypes]
+            _, arrays, accumulators = tf.while_loop(
+                lambda i, *_: i < count, step, [tf.constant(0), arrays, list(accumulators)], parallel_iterations=1
+            )
+            return [_merge_blocks(array.stack(), length) for array in arrays], accumulators
+
+        def forward(i):
+            q_block, row_blocks = block_rows(i)
+            context, passed = attend(q_block, k, v, row_blocks, shared_values, i)
+            return ([context, passed] if with_scores else [context]), []
+
+        outputs, _ = run_blocks(forward, [v.dtype, q.dtype] if with_scores else [v.dtype])
+
+        def grad(*upstream):
+            upstream = [
+                tf.pad(tf.zeros_like(out) if g is None else g, [[0, 0], [0, padded - length], [0, 0]])
+                for g, out in zip(upstream, outputs)
+            ]
+            float_rows = [j for j, r in enumerate(row_values) if r.dtype.is_floating]
+            float_shared = [j for j, t in enumerate(shared_values) if t.dtype.is_floating]
+
+            def backward(i):
+                q_block, row_blocks = block_rows(i)
+                index = i * size + offsets
+                out_grads = [tf.gather(g, index, axis=1) for g in upstream]
+                sources = [q_block, k, v] + [row_blocks[j] for j in float_rows] + [shared_values[j] for j in float_shared]
+                with tf.GradientTape() as tape:
+                    tape.watch(sources)
+                    context, passed = attend(q_block, k, v, row_blocks, shared_values, i)
+                targets = [context, passed] if with_scores else [context]
+                grads = tape.gradient(
+                    targets, sources, output_gradients=out_grads, unconnected_gradients=tf.UnconnectedGradients.ZERO
+                )
+                blocks = [grads[0]] + grads[3 : 3 + len(float_rows)]
+                return blocks, [grads[1], grads[2]] + grads[3 + len(float_rows) :]
+
+            dtypes = [q.dtype] + [row_values[j].dtype for j in float_rows]
+            accumulators = [tf.zeros_like(k), tf.zeros_like(v)] + [tf.zeros_like(shared_values[j]) for j in float_shared]
+            blocks, sums = run_blocks(backward, dtypes, accumulators)
+            d_extra = [None] * len(extra)
+            for j, g in zip(float_rows, blocks[1:]):
+                d_extra[j] = g
+            for j, g in zip(float_shared, sums[2:]):
+                d_extra[n_rows + j] = g
+            return [blocks[0], sums[0], sums[1]] + d_extra
+
+        return (outputs[0], outputs[1]) if with_scores else outputs[0], grad
+
+    return blocked(q, k, v, *rows, *shared)
+
+
 def split_extra_inputs(
     inputs: Sequence[tf.Tensor], start: int, a_bias: Any, p_bias: Optional[str], r_scores: Any
 ) -> Tuple[Optional[tf.Tensor], Optional[tf.Tensor], Optional[tf.Tensor]]:
@@ -268,6 +401,15 @@ class GatedAttentionUnit(keras_layers.Layer):
         softmax_plus_base_length: the training length in ``log(n) / log(base)`` (512).
         residual_attention: None, ``cumulative``, ``mean`` or ``previous`` (module doc).
         layer_index: 0-based depth, used by ``mean``.
+        attention_block_size: None (the whole (B, N, M) attention at once), or compute the
+            attention ``attention_block_size`` queries at a time
+            (:func:`attention_in_query_blocks`): the same results (exact, ``softmax_plus``
+            included: each block sees every key, so each row's visible-key count is the
+            unblocked one), with activation memory linear in N in inference and training
+            (the backward pass recomputes each block). With ``residual_attention`` the
+            layer still takes and returns (B, N, M) scores, so memory stays N^2 there
+            (fewer N^2 temporaries, same results). Attention dropout is then drawn per
+            block from a stateless generator (same distribution, other draws).
     """
 
     def __init__(
@@ -285,9 +427,15 @@ class GatedAttentionUnit(keras_layers.Layer):
         residual_attention: Optional[str] = None,
         layer_index: int = 0,
         kernel_initializer: Any = "glorot_uniform",
+        attention_block_size: Optional[int] = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if attention_block_size is not None and (
+            isinstance(attention_block_size, bool) or not isinstance(attention_block_size, (int, np.integer))
+            or attention_block_size < 1
+        ):
+            raise ValueError("attention_block_size must be None or a positive integer, got %r" % (attention_block_size,))
         if normalization not in NORMALIZATIONS:
             raise ValueError("normalization must be one of %s, got %r" % (NORMALIZATIONS, normalization))
         if residual_attention is not None and residual_attention not in RESIDUAL_MODES:
@@ -305,6 +453,7 @@ class GatedAttentionUnit(keras_layers.Layer):
         self.residual_attention = residual_attention
         self.layer_index = int(layer_index)
         self.kernel_initializer = initializers.get(kernel_initializer)
+        self.attention_block_size = None if attention_block_size is None else int(attention_block_size)
         self.supports_masking = True
 
     def _dense(self, units: int, name: str, activation: Any = None):
@@ -343,8 +492,11 @@ class GatedAttentionUnit(keras_layers.Layer):
         bias, sinusoid, previous = split_extra_inputs(inputs, 1 if self.self_attention else 3, a_bias, p_bias, r_scores)
         if self.self_attention:
             key_mask = _first(mask, 0)
-            hidden = self.i_dense(inputs[0])
-            u, v, z = tf.split(hidden, [self.units, self.units, self.key_size], axis=-1)
+            if self.attention_block_size is None:
+                hidden = self.i_dense(inputs[0])
+                u, v, z = tf.split(hidden, [self.units, self.units, self.key_size], axis=-1)
+            else:  # three products: no (B, N, 2E + S) tensor next to its parts
+                u, v, z = self._project_parts(inputs[0], [self.units, self.units, self.key_size])
             q, k = self.q_scaleoffset(z), self.k_scaleoffset(z)
         else:
             key_mask = _first(mask, 1)
@@ -353,9 +505,47 @@ class GatedAttentionUnit(keras_layers.Layer):
             k, v = self.k_dense(inputs[1]), self.v_dense(inputs[2])
         if sinusoid is not None:
             q, k = apply_rotary(q, sinusoid), apply_rotary(k, sinusoid)
+        if key_mask is not None:
+            key_mask = tf.cast(key_mask, tf.bool)
+        if self.attention_block_size is None:
+            context, passed = self._attention(
+                q, k, v, key_mask, bias, previous, lambda weights: self.dropout(weights, training=training)
+            )
+            gated = u * context
+        else:
+            gated, passed = self._blocked_attention(u, q, k, v, key_mask, bias, previous, training)
+        outputs = self.o_dense(gated)
+        if self.residual_attention is not None:
+            return [outputs, passed]
+        return outputs
+
+    def _project_parts(self, x: tf.Tensor, sizes: Sequence[int]) -> List[tf.Tensor]:
+        """``split(act(x W_i + b), sizes)`` computed part by part from slices of ``i_dense``'s
+        weights (same values; lower peak memory at long lengths). x (B, N, H).
+
+        Each part waits for the previous one, so that the graph executor does not run the
+        three products at once (their pre-activations would then all be alive together)."""
+        kernel = self.i_dense.kernel
+        bias = self.i_dense.bias if self.use_bias else None
+        parts, start = [], 0
+        for size in sizes:
+            with tf.control_dependencies(parts[-1:]):
+                part = tf.tensordot(x, kernel[:, start : start + size], [[x.shape.rank - 1], [0]])
+                if bias is not None:
+                    part = part + bias[start : start + size]
+                parts.append(self.activation(part))
+            start += size
+        return parts
+
+    def _attention(self, q, k, v, key_mask, bias, previous, dropout) -> Tuple[tf.Tensor, Optional[tf.Tensor]]:
+        """``A v`` for queries q (B, n, S) over keys k (B, M, S), values v (B, M, E).
+
+        ``bias`` and ``previous`` hold the rows of these n queries ((n, M), (B, n, M));
+        ``dropout`` maps the (B, n, M) weights. Returns ``(context (B, n, E), scores to pass
+        on (B, n, M) or None)``.
+        """
         if self._can_fold_scale(bias):
-            weights = self._attend_folded(q, k, key_mask, bias)
-            passed = None
+            weights, passed = self._attend_folded(q, k, key_mask, bias), None
         else:
             scores = tf.einsum("bnd,bmd->bnm", q, k)
             if self.attention_scale:
@@ -367,11 +557,58 @@ class GatedAttentionUnit(keras_layers.Layer):
                 logits, key_mask, bias, self.normalization,
                 self.softmax_plus_min_length, self.softmax_plus_base_length,
             )
-        weights = self.dropout(weights, training=training)
-        outputs = self.o_dense(u * tf.einsum("bnm,bmd->bnd", weights, v))
+        return tf.einsum("bnm,bmd->bnd", dropout(weights), v), passed
+
+    def _blocked_attention(self, u, q, k, v, key_mask, bias, previous, training):
+        """``u * A v`` (B, N, E) by :meth:`_attention` over blocks of ``attention_block_size``
+        queries (:func:`attention_in_query_blocks`), the gate u (B, N, E) applied per block;
+        same results, activation memory linear in N without residual attention. Returns
+        ``(gated (B, N, E), scores to pass on or None)``.
+
+        Dropout here is drawn per block from a stateless generator seeded once per call, so
+        the backward pass (which recomputes each block) sees the forward's masks: the same
+        distribution as the unblocked layer's dropout, not the same draws.
+        """
+        bias = None if bias is None else tf.convert_to_tensor(bias)
+        previous = None if previous is None else tf.convert_to_tensor(previous)
+        rate = self.attention_dropout
+        dropping = rate > 0 and training is not None and not (isinstance(training, bool) and not training)
+        # a bias broadcast over queries ((..., 1, M)) is given whole to every block
+        bias_rows = bias is not None and not (bias.shape.rank is not None and bias.shape[-2] == 1)
+        rows = [u] + [t for t in ((bias if bias_rows else None), previous) if t is not None]
+        shared = [t for t in (key_mask, (None if bias_rows else bias)) if t is not None]
+        if dropping:
+            shared.append(tf.random.uniform([2], 0, 2**31 - 1, dtype=tf.int32))
+            shared.append(tf.cast(training, tf.float32))  # 1 while training (training may be a tensor)
+
+        def attend(q_block, k, v, row_blocks, shared_values, block_index):
+            row_blocks, shared_values = list(row_blocks), list(shared_values)
+            u_block = row_blocks.pop(0)
+            bias_block = row_blocks.pop(0) if bias_rows else None
+            previous_block = row_blocks.pop(0) if previous is not None else None
+            mask = shared_values.pop(0) if key_mask is not None else None
+            if bias is not None and not bias_rows:
+                bias_block = shared_values.pop(0)
+
+            def dropout(weights):
+                if not dropping:
+                    return weights
+                seed, active = shared_values
+                keep = tf.random.stateless_uniform(tf.shape(weights), seed=seed + tf.stack([0, block_index])) >= rate
+                dropped = tf.where(keep, weights / tf.cast(1.0 - rate, weights.dtype), tf.zeros_like(weights))
+                active = tf.cast(active, weights.dtype)
+                return active * dropped + (1 - active) * weights
+
+            context, passed = self._attention(q_block, k, v, mask, bias_block, previous_block, dropout)
+            return u_block * context, passed
+
+        result = attention_in_query_blocks(
+            attend, q, k, v, rows=rows, shared=shared, block_size=self.attention_block_size,
+            with_scores=self.residual_attention is not None,
+        )
         if self.residual_attention is not None:
-            return [outputs, passed]
-        return outputs
+            return result[0], result[1]
+        return result, None
 
     def _can_fold_scale(self, bias: Optional[tf.Tensor]) -> bool:
         """The per-row scale (1/sqrt(S), softmax_plus's log n / log 512) can multiply q
@@ -418,6 +655,7 @@ class GatedAttentionUnit(keras_layers.Layer):
             "residual_attention": self.residual_attention,
             "layer_index": self.layer_index,
             "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "attention_block_size": self.attention_block_size,
         }
         return dict(super().get_config(), **config)
 

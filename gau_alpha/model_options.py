@@ -13,6 +13,7 @@ anything else with a suggestion; :func:`check_required` reports a missing requir
 """
 from __future__ import annotations
 
+import argparse
 import difflib
 import functools
 import inspect
@@ -21,7 +22,10 @@ from typing import Any, Callable, FrozenSet, Iterable, Mapping, Set
 
 from gau_alpha.errors import ConfigError
 
-__all__ = ["CONFIG_FILE_KEYS", "BUILDER_FILLED", "ModelOptions", "model_options", "check_overrides", "check_required"]
+__all__ = [
+    "CONFIG_FILE_KEYS", "BUILDER_FILLED", "ModelOptions", "model_options", "check_overrides", "check_required",
+    "add_model_arguments", "model_overrides",
+]
 
 #: keys of a BERT-family ``bert_config.json`` that bert4keras's builder translates
 #: (``max_position_embeddings`` -> ``max_position``, ``hidden_dropout_prob`` ->
@@ -145,3 +149,27 @@ def check_required(config: Mapping[str, Any], model_class: type, source: str) ->
     missing = sorted(k for k in required if config.get(k) is None)
     if missing:
         raise ConfigError("%s: %s" % (source, "; ".join("missing key %r" % key for key in missing)))
+
+
+# ------------------------------------------------------------------------ command line
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The run-time model options a command that builds GAU-alpha offers:
+    ``--attention-block-size N`` (exact attention N queries at a time; memory linear in the
+    sequence length, see :class:`gau_alpha.layers.GatedAttentionUnit`)."""
+    from gau_alpha.argtypes import positive_int
+
+    parser.add_argument(
+        "--attention-block-size", type=positive_int, default=None, metavar="N",
+        help="compute attention N queries at a time: the same results, with activation memory "
+             "linear in the sequence length (for long texts; e.g. 512). Default: whole attention matrices",
+    )
+
+
+def model_overrides(args: argparse.Namespace) -> dict:
+    """``build_transformer_model`` keywords from :func:`add_model_arguments`'s options
+    (only those given, so a model's defaults stay its own)."""
+    overrides = {}
+    block_size = getattr(args, "attention_block_size", None)
+    if block_size is not None:
+        overrides["attention_block_size"] = block_size
+    return overrides

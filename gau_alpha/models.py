@@ -229,7 +229,9 @@ class GAU_alpha(ResidualAttentionMixin, b4k_models.RoFormerV2):
 
     Extra arguments (beyond bert4keras's): ``normalization`` (default ``softmax_plus``),
     ``softmax_plus_min_length`` (default 16, as bert4keras; None to match the PyTorch port),
-    and those of :class:`ResidualAttentionMixin`.
+    ``attention_block_size`` (None: whole attention matrices; an integer: exact attention
+    computed that many queries at a time, activation memory linear in the length, see
+    :class:`~gau_alpha.layers.GatedAttentionUnit`), and those of :class:`ResidualAttentionMixin`.
     """
 
     default_allow_unused_weights = False
@@ -241,11 +243,17 @@ class GAU_alpha(ResidualAttentionMixin, b4k_models.RoFormerV2):
         *args,
         normalization: str = "softmax_plus",
         softmax_plus_min_length: Optional[float] = 16.0,
+        attention_block_size: Optional[int] = None,
         **kwargs,
     ):
+        if attention_block_size is not None and (
+            isinstance(attention_block_size, bool) or not isinstance(attention_block_size, int) or attention_block_size < 1
+        ):
+            raise ConfigError("attention_block_size must be a positive integer or None, got %r" % (attention_block_size,))
         super().__init__(*args, **kwargs)
         self.normalization = normalization
         self.softmax_plus_min_length = softmax_plus_min_length
+        self.attention_block_size = attention_block_size
 
     @property
     def initializer(self) -> GAUAlphaInitializer:
@@ -269,6 +277,7 @@ class GAU_alpha(ResidualAttentionMixin, b4k_models.RoFormerV2):
             use_bias=False,
             normalization=self.normalization,
             softmax_plus_min_length=self.softmax_plus_min_length,
+            attention_block_size=self.attention_block_size,
             attention_dropout=self.attention_dropout_rate,
             kernel_initializer=self.initializer,
             name=name,
@@ -444,8 +453,9 @@ def build_transformer_model(
         residual_attention_mode: ``cumulative``, ``mean`` or ``previous``.
         **kwargs: overrides of config values and model options (``with_mlm``,
             ``allow_unused_weights``, ``allow_nonfinite``, ``normalization``,
-            ``dropout_rate`` ...); each must be an option of the model class or a key of
-            the config file.
+            ``attention_block_size`` (GAU-alpha: exact attention in blocks of that many
+            queries, memory linear in the length), ``dropout_rate`` ...); each must be an
+            option of the model class or a key of the config file.
 
     Returns:
         A ``tf.keras.Model`` (inputs token ids and segment ids, (B, N) each), or the

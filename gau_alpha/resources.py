@@ -2,7 +2,8 @@
 
 - ``chinese_GAU-alpha-char_L-24_H-768/``: the release's ``vocab.txt``, ``bert_config.json``,
   ``hf_config.json`` (the PyTorch port's config) and ``manifest.json`` (no weights);
-- ``clue_samples/<task>/``: real CLUE records in the official file formats (see its SOURCES.md).
+- ``clue_samples/<task>/``: real CLUE records in the official file formats (see its SOURCES.md);
+- ``pretrain_sample/``: a slice of the pre-training corpus (``train.jsonl``, ``valid.jsonl``).
 
 Nothing here resolves against a source checkout: the paths are those of the installed package
 (a wheel, or an editable install of a clone).
@@ -20,6 +21,7 @@ __all__ = [
     "RELEASE_HF_CONFIG",
     "RELEASE_MANIFEST",
     "CLUE_SAMPLES_DIR",
+    "PRETRAIN_SAMPLE_DIR",
     "clue_sample_dir",
 ]
 
@@ -31,6 +33,8 @@ RELEASE_CONFIG: Path = RELEASE_DIR / "bert_config.json"
 RELEASE_HF_CONFIG: Path = RELEASE_DIR / "hf_config.json"
 RELEASE_MANIFEST: Path = RELEASE_DIR / "manifest.json"
 CLUE_SAMPLES_DIR: Path = DATA_DIR / "clue_samples"
+PRETRAIN_SAMPLE_DIR: Path = DATA_DIR / "pretrain_sample"
+"""A slice of the pre-training corpus: ``train.jsonl``, ``valid.jsonl`` (see its SOURCES.md)."""
 
 
 def clue_sample_dir(task: str) -> Path:

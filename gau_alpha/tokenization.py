@@ -27,8 +27,10 @@ greedy longest-match pieces   ``WordPiece`` (``##`` prefix, ``[UNK]``, words lon
                               adds them in Python instead: faster)
 ============================  ==============================================================
 
-Texts that normalization cannot change (no capitals, accents or controls: most Chinese
-text) are encoded by a second pipeline without the normalizer, which is faster.
+Texts that normalization cannot change (no accents or controls, capitals aside: most
+Chinese text) skip the Rust pipeline: they are lower-cased, split by a Python regex
+(:func:`_plain_words`) and looked up word by word in a cache of WordPiece ids
+(``_PieceIds``), which avoids the binding's per-call and per-token overhead.
 
 The stock components differ from bert4keras on rare inputs: ``BertNormalizer`` deletes
 private-use characters (bert4keras keeps them, as ``[UNK]`` words), its CJK ranges miss
@@ -42,6 +44,7 @@ recent Unicode versions.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import unicodedata
 from pathlib import Path
@@ -288,6 +291,74 @@ def _not_plain(do_lower_case: bool) -> "re.Pattern[str]":
     return re.compile("[^%s]" % members)
 
 
+@functools.lru_cache(maxsize=2)
+def _plain_words(do_lower_case: bool) -> "re.Pattern[str]":
+    """bert4keras's word split of *plain* text (see :func:`_not_plain`) as a Python regex:
+    a word is one punctuation mark or CJK character, or a run of other characters that are
+    not spaces. Plain text holds only the characters :func:`_not_plain` allows, so the
+    classes are enumerated over those (Python's ``re`` has no ``\\p{P}``)."""
+    isolated, spaces = [], []
+    for low, high in ((0x09, 0x0D),) + _PLAIN_BLOCKS:
+        for code in range(low, high + 1):
+            ch = chr(code)
+            if _is_punctuation(ch) or _is_cjk(ch):
+                isolated.append(code)
+            elif ch.isspace() or unicodedata.category(ch) == "Zs":  # bert4keras: spaces, then str.split
+                spaces.append(code)
+
+    def char_class(codes: List[int]) -> str:
+        ranges: List[List[int]] = []
+        for code in codes:
+            if ranges and code == ranges[-1][1] + 1:
+                ranges[-1][1] = code
+            else:
+                ranges.append([code, code])
+        return "".join(
+            re.escape(chr(low)) + ("-" + re.escape(chr(high)) if high > low else "") for low, high in ranges
+        )
+
+    iso, space = char_class(isolated), char_class(spaces)
+    return re.compile("[%s]|[^%s%s]+" % (iso, space, iso))
+
+
+class _PieceIds(dict):
+    """word -> its WordPiece ids (a tuple), computed on first use as bert4keras's
+    ``_word_piece_tokenize`` + ``token_to_id`` do: greedy longest match with ``##``
+    continuations; a word that cannot be split, or longer than ``word_maxlen``, is one
+    token (the ``[UNK]`` id unless the vocab has the whole word)."""
+
+    #: distinct words kept before the cache is cleared (bounded memory on any corpus)
+    LIMIT = 200_000
+
+    def __init__(self, token_dict: Mapping[str, int], unk_id: int, word_maxlen: int) -> None:
+        super().__init__()
+        self.token_dict, self.unk_id, self.word_maxlen = token_dict, unk_id, word_maxlen
+
+    def pieces(self, word: str) -> Tuple[int, ...]:
+        token_dict = self.token_dict
+        if len(word) > self.word_maxlen:
+            return (token_dict.get(word, self.unk_id),)
+        ids, start = [], 0
+        while start < len(word):
+            end = len(word)
+            while end > start:
+                piece = word[start:end] if start == 0 else "##" + word[start:end]
+                if piece in token_dict:
+                    break
+                end -= 1
+            if end == start:
+                return (token_dict.get(word, self.unk_id),)
+            ids.append(token_dict[piece])
+            start = end
+        return tuple(ids)
+
+    def __missing__(self, word: str) -> Tuple[int, ...]:
+        if len(self) >= self.LIMIT:
+            self.clear()
+        ids = self[word] = self.pieces(word)
+        return ids
+
+
 # --------------------------------------------------------------------------- decoding
 _CJK_PUNCTUATION = (
     "\uff02\uff03\uff04\uff05\uff06\uff07\uff08\uff09\uff0a\uff0b\uff0c\uff0d\uff0f"
@@ -403,9 +474,12 @@ class FastTokenizer(SpecialTokenIds):
                 where = "" if not isinstance(vocab_source, (str, Path)) else " %s" % vocab_source
                 raise ConfigError("the vocab%s has no %s token" % (where, getattr(self, "_token_" + name)))
         self._backend = self._build_backend()
-        # Texts that are already normal (most Chinese text) skip the normalizer: faster.
-        self._plain_backend = self._build_backend(normalizer=False)
+        # Texts that are already normal (most Chinese text) need no normalizer: they are
+        # split and looked up in Python, without the Rust binding's per-call and per-token
+        # overhead (Chinese text: one dict lookup per character).
         self._not_plain = _not_plain(do_lower_case)
+        self._plain_words = _plain_words(do_lower_case).findall
+        self._piece_ids = _PieceIds(self._token_dict, self._token_unk_id, self._word_maxlen)
 
     def _build_backend(self, normalizer: bool = True):
         """The ``tokenizers.Tokenizer`` pipeline (see the module docstring)."""
@@ -509,32 +583,54 @@ class FastTokenizer(SpecialTokenIds):
             second = second[1:]
         return first + second, [0] * len(first) + [1] * len(second)
 
-    def _backend_for(self, text: str):
-        """The backend without normalizer when ``text`` is already normal, else the full one."""
-        return self._plain_backend if self._not_plain.search(text) is None else self._backend
+    def _plain_ids(self, text: str) -> List[int]:
+        """``[CLS] ... [SEP]`` ids of a plain text (``self._not_plain.search(text) is None``),
+        split by a Python regex, each word's ids from the word cache."""
+        ids = [self._token_start_id]
+        ids.extend(itertools.chain.from_iterable(map(self._piece_ids.__getitem__, self._plain_words(text))))
+        ids.append(self._token_end_id)
+        return ids
+
+    def _as_plain(self, text: str) -> Optional[str]:
+        """``text`` normalized, when that is cheap: the text itself if plain, or (lower-casing
+        tokenizers) its ``str.lower()`` if that is plain (then NFD, accent and control
+        removal change nothing, so it is the full normalization: capitals in otherwise
+        plain text, the common case). None otherwise (the Rust pipeline normalizes it)."""
+        search = self._not_plain.search
+        if search(text) is None:
+            return text
+        if self._do_lower_case:
+            lowered = text.lower()
+            if search(lowered) is None:
+                return lowered
+        return None
 
     def _encode_many(self, texts: List[str]) -> List[List[int]]:
-        """``[CLS] ... [SEP]`` ids of each text, encoded in parallel."""
-        plain, other = [], []
-        search = self._not_plain.search
-        for position, text in enumerate(texts):
-            (other if search(text) else plain).append(position)
+        """``[CLS] ... [SEP]`` ids of each text: plain texts in Python, the others by the
+        Rust pipeline (in parallel)."""
+        other: List[int] = []
         rows: List[List[int]] = [[]] * len(texts)
-        start, end = [self._token_start_id], [self._token_end_id]
-        for backend, positions in ((self._plain_backend, plain), (self._backend, other)):
-            if not positions:
-                continue
-            batch = getattr(backend, "encode_batch_fast", backend.encode_batch)
+        as_plain, plain_ids = self._as_plain, self._plain_ids
+        for position, text in enumerate(texts):
+            plain = as_plain(text)
+            if plain is None:
+                other.append(position)
+            else:
+                rows[position] = plain_ids(plain)
+        if other:
+            batch = getattr(self._backend, "encode_batch_fast", self._backend.encode_batch)
             # Specials are added here rather than by the template: measurably faster.
-            encodings = batch([texts[i] for i in positions], add_special_tokens=False)
-            for position, encoding in zip(positions, encodings):
+            encodings = batch([texts[i] for i in other], add_special_tokens=False)
+            start, end = [self._token_start_id], [self._token_end_id]
+            for position, encoding in zip(other, encodings):
                 rows[position] = start + encoding.ids + end
         return rows
 
     def _ids(self, text: Union[str, Sequence[str]]) -> List[int]:
         """``[CLS] ... [SEP]`` ids of a text, or ids of a list of tokens (as is)."""
         if isinstance(text, str):
-            return self._backend_for(text).encode(text).ids
+            plain = self._as_plain(text)
+            return self._backend.encode(text).ids if plain is None else self._plain_ids(plain)
         return self.tokens_to_ids(text)
 
     def encode(

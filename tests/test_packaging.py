@@ -19,6 +19,10 @@ PURE_MODULES = [
     "gau_alpha.clue.pipeline", "gau_alpha.clue.runner", "gau_alpha.clean", "gau_alpha.locking", "gau_alpha.tokenization", "gau_alpha.spec", "gau_alpha.model_dir",
     "gau_alpha.resources", "gau_alpha.errors", "gau_alpha.atomic", "gau_alpha.release",
     "gau_alpha.release.manifest", "gau_alpha.release.verify", "gau_alpha.release.download",
+    "gau_alpha.pretrain.cli", "gau_alpha.pretrain.corpus", "gau_alpha.pretrain.masking",
+    "gau_alpha.pretrain.packing", "gau_alpha.pretrain.schedule", "gau_alpha.pretrain.settings",
+    "gau_alpha.pretrain.run", "gau_alpha.deploy", "gau_alpha.deploy.finetuned", "gau_alpha.deploy.inputs",
+    "gau_alpha.deploy.runtime", "gau_alpha.deploy.export", "gau_alpha.deploy.predict",
 ]
 
 
@@ -51,7 +55,7 @@ def test_cli_help_imports_no_tensorflow_and_lists_every_command():
     """)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("tensorflow loaded: False")
-    for command in ("clue", "convert", "verify", "download", "fill-mask", "bench"):
+    for command in ("clue", "convert", "verify", "download", "fill-mask", "bench", "predict", "export", "pretrain"):
         assert command in result.stdout
 
 

@@ -497,3 +497,28 @@ def test_span_extraction_with_offsets(fast, reference):
             assert text[spans[starts[0]][0]:spans[ends[0]][1]] == text[start:end]
     assert total > 2000
     assert aligned / total > 0.99
+
+
+# ------------------------------------------------------------------ the Python path
+def test_python_path_splits_every_plain_character_like_bert4keras(reference):
+    """Plain texts are split by a Python regex whose classes are enumerated over the plain
+    characters: every one of them (alone, inside a word, between spaces) gives bert4keras's
+    ids, and so does the lower-cased path for capitals."""
+    fast = FastTokenizer()
+    plain = [chr(c) for c in range(0x110000) if (c < 0xD800 or c > 0xDFFF) and _not_plain(True).search(chr(c)) is None]
+    assert len(plain) > 25000
+    chunks = ["".join(plain[i : i + 40]) for i in range(0, len(plain), 40)]
+    texts = chunks + ["ab%scd 12%s" % (ch, ch) for ch in plain[::7]] + [" ".join(plain[:3000])]
+    texts += ["GAU-Alpha 模型 NBA%s" % text[:5] for text in chunks[:50]]  # capitals: the lower-cased path
+    assert all(fast._as_plain(text) is not None for text in texts)
+    expected = [reference.encode(text) for text in texts]
+    assert fast.encode_batch(texts) == expected
+    assert [fast.encode(text) for text in texts] == expected
+
+
+def test_word_cache_is_bounded_and_exact(reference, sample_texts):
+    fast = FastTokenizer()
+    fast._piece_ids.LIMIT = 50  # cleared again and again
+    texts = sample_texts[:2000] + ["a" * 201 + " 中" + "b" * 200, "unaffable ##x xx##"]
+    assert fast.encode_batch(texts) == [reference.encode(text) for text in texts]
+    assert len(fast._piece_ids) <= 50

@@ -18,6 +18,7 @@ from .submission import *  # noqa: F401,F403
 from .tasks import TASKS, TaskSpec, canonical_task, get_spec, label_list, label_to_index
 from .tasks.classification import TNEWS_LABEL_DESCS
 from .tasks.ner import CLUENER_TYPES
+from gau_alpha.deploy.finetuned import FinetunedModel, load_finetuned  # noqa: E402  (a run's best/ reloaded)
 
 ClueDataError = DataError
 """A CLUE data file is missing, empty or malformed (:class:`gau_alpha.errors.DataError`)."""
@@ -35,6 +36,8 @@ __all__ = [
     "label_to_index",
     "TNEWS_LABEL_DESCS",
     "CLUENER_TYPES",
+    "load_finetuned",
+    "FinetunedModel",
     *examples.__all__,
     *loaders.__all__,
     *metrics.__all__,

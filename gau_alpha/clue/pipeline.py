@@ -8,7 +8,10 @@ for the command line). Files under ``output_dir``:
 ``metrics.json`` / ``.csv``       per-epoch training loss and dev metrics, best epoch
 ``training_curve.png``            loss and dev main metric per epoch
 ``checkpoints/``                  per-epoch model + optimizer + run state (resumable)
-``best/model.npz``, ``best.json`` weights of the best dev epoch, and which epoch that is
+``best/model.npz``, ``best.json`` weights of the best dev epoch, and which epoch that is;
+``best/model.weights.h5`` etc.   ``best/`` is also a self-describing model (HDF5 weights,
+                                  ``finetuned.json``, config, vocab): ``gau-alpha predict``,
+                                  ``gau-alpha export``, ``gau_alpha.clue.load_finetuned``
 ``submission/<official name>``    test predictions of the best weights, test-file order
 ``random-model/``                 the small random GAU-alpha (when no ``--model-dir``)
 ``.gau-alpha.lock``               the directory's lock (:mod:`gau_alpha.locking`)
@@ -103,6 +106,7 @@ class RunOptions:
     eval_batch_size: Optional[int] = None
     deterministic: bool = False
     progress: bool = True
+    xla: bool = True
 
 
 @dataclass
@@ -334,6 +338,7 @@ class _Run:
         self.history: List[Dict[str, Any]] = []
         self.best: Dict[str, Any] = {"epoch": 0, "score": float("-inf"), "dev": {}}
         self.best_dir = options.output_dir / BEST_DIR
+        self.card: Any = None  # makes best/ a self-describing model (gau_alpha.deploy.finetuned)
         self.summary = {
             "task": task.name,
             "main_metric": task.main_metric,
@@ -359,7 +364,7 @@ class _Run:
         output = self.options.output_dir
         if improved:
             discard(output / SUBMISSION_DIR)
-            save_best(self.best_dir, model, self.best)
+            save_best(self.best_dir, model, self.best, card=self.card)
         write_metrics(output, dict(self.summary, best=self.best, epochs_done=row["epoch"]), self.history)
         plot_history(output / CURVE_PNG, self.history, self.task.main_metric,
                      title="%s (GAU-alpha)" % self.task.name)
@@ -472,6 +477,7 @@ def _fine_tune(options: RunOptions, task: Task, inputs: _Inputs, start: _Start, 
     data, features = inputs.data, inputs.features
 
     run = _Run(options, task, inputs.settings, chief)
+    run.card = model_card(task, options, params, files)
     start_epoch = 0
     if start.resume_state is not None:
         state = start.resume_state
@@ -482,7 +488,7 @@ def _fine_tune(options: RunOptions, task: Task, inputs: _Inputs, start: _Start, 
         run.history, run.best = state["history"], state["best"]
         _say("resuming %s after epoch %d of %d" % (task.name, start_epoch, options.epochs))
 
-    trainer = Trainer(task, model, optimizer, strategy, progress=options.progress)
+    trainer = Trainer(task, model, optimizer, strategy, progress=options.progress, xla=options.xla)
     eval_batch = options.eval_batch_size or options.batch_size
     for epoch in range(start_epoch, options.epochs):
         epoch_started = time.time()
@@ -512,12 +518,25 @@ def _fine_tune(options: RunOptions, task: Task, inputs: _Inputs, start: _Start, 
         submission = write_submission(task.name, data["test"], test_predictions, submission,
                                       version=options.version)
         summary = dict(run.summary, best=run.best, epochs_done=len(run.history), submission=str(submission),
+                       compilations=trainer.compilations(),
                        seconds=time.time() - started)
         files_written = write_metrics(options.output_dir, summary, run.history)
         files_written.update(curve=options.output_dir / CURVE_PNG, best=run.best_dir / BEST_WEIGHTS,
                              submission=submission)
     return RunResult(task.name, task.main_metric, run.best["score"], run.best["epoch"], run.history,
                      submission, options.output_dir, files_written)
+
+
+def model_card(task: Task, options: RunOptions, params: TaskParams, files: Any):
+    """What makes the run's ``best/`` a self-describing model (:mod:`gau_alpha.deploy.finetuned`):
+    task, labels, head, maxlen, tokenisation, evaluation batch size, the encoder's config and vocab."""
+    from gau_alpha.deploy.finetuned import ModelCard, describe_run
+
+    runtime = {"xla": bool(options.xla)} if hasattr(options, "xla") else {}
+    description = describe_run(task, params, application=options.application, clue_version=options.version,
+                               batch_size=options.eval_batch_size or options.batch_size,
+                               model_config=files.load_config(), data_dir=options.data_dir, runtime=runtime)
+    return ModelCard(description, Path(files.config), Path(files.vocab))
 
 
 def result_summary(result: RunResult, seconds: float) -> str:

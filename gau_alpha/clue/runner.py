@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Optional
 
-from gau_alpha.errors import RunError
+from gau_alpha.errors import ConfigError, RunError
 from gau_alpha.argtypes import non_negative_int, positive_float, positive_int
 from gau_alpha.resources import clue_sample_dir
 
@@ -46,6 +48,10 @@ the recipe's fine-tuning learning rate (5e-4) is far too small (measured on the 
 tnews sample: 0.5% dev accuracy after 3 epochs at 5e-4, 19% after 20 epochs at 2e-2, in
 about a minute on 2 CPU cores; chance is 6.7%)."""
 STRATEGY_CHOICES = ("default", "mirrored", "multiworker")
+KERAS3_BACKENDS = ("jax", "tensorflow", "torch")
+KERAS3_CLUE_TASKS = ("tnews", "iflytek", "afqmc", "cmnli", "ocnli")
+"""What ``--backend`` runs (the owner is :mod:`gau_alpha.keras3.clue`, which needs Keras 3 to
+import; a test checks that these copies agree)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -92,6 +98,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clue-version", choices=VERSIONS, default=VERSIONS[0],
                         help="test file and submission name version (default 1.1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--backend", choices=KERAS3_BACKENDS, default=None,
+                        help="run on Keras 3 (gau_alpha.keras3) with this backend instead of tf-keras + "
+                             "bert4keras; classification tasks only (%s)" % ", ".join(KERAS3_CLUE_TASKS))
+    parser.add_argument("--no-xla", action="store_true",
+                        help="no XLA: dynamic shapes, each batch padded to its longest feature (by default the "
+                             "train step and prediction are compiled with XLA, lengths padded to at most 8 buckets)")
 
 
 def options_from_args(args: argparse.Namespace):
@@ -140,6 +152,7 @@ def options_from_args(args: argparse.Namespace):
         eval_batch_size=args.eval_batch_size,
         deterministic=args.deterministic,
         progress=not args.no_progress,
+        xla=not getattr(args, "no_xla", False),
     )
 
 
@@ -153,6 +166,8 @@ def run(args: argparse.Namespace) -> int:
     ``exit_code`` (2 bad input, 1 failed run). Ctrl-C prints one line saying whether the
     run can be resumed and returns 130.
     """
+    if getattr(args, "backend", None):
+        return run_keras3(args)
     from .pipeline import result_summary, run_clue
 
     if not logging.getLogger().handlers:
@@ -166,6 +181,48 @@ def run(args: argparse.Namespace) -> int:
         print("\ngau-alpha clue: interrupted: %s" % hint, file=sys.stderr, flush=True)
         return 130
     print(result_summary(result, time.time() - started), flush=True)
+    return 0
+
+
+def run_keras3(args: argparse.Namespace) -> int:
+    """``gau-alpha clue TASK --backend B``: fine-tune with :mod:`gau_alpha.keras3` on Keras 3.
+
+    Keras 3 cannot share a process with bert4keras (which replaces ``keras`` in
+    ``sys.modules``), so without ``--model-dir`` the small random model is written by a
+    child process; the Keras 3 run itself happens here, before anything imports bert4keras.
+    """
+    unsupported = [flag for flag, used in (
+        ("--resume", args.resume), ("--overwrite", args.overwrite),
+        ("--strategy %s" % args.strategy, args.strategy != "default"),
+        ("--grad-accum-steps", args.grad_accum_steps is not None),
+        ("--max-steps-per-epoch", args.max_steps_per_epoch is not None)) if used]
+    if args.task not in KERAS3_CLUE_TASKS:
+        raise ConfigError("--backend runs the classification tasks %s, not %r"
+                          % (", ".join(KERAS3_CLUE_TASKS), args.task))
+    if unsupported:
+        raise ConfigError("%s: not supported with --backend (Keras 3 runs have no checkpoints to resume)"
+                          % ", ".join(unsupported))
+    output_dir = args.output_dir or Path("runs") / args.task
+    model_dir = args.model_dir
+    if model_dir is None:
+        model_dir = output_dir / "random-model"
+        script = ("import sys; from gau_alpha.model_dir import create_random_model_dir; "
+                  "create_random_model_dir(sys.argv[1], seed=int(sys.argv[2]))")
+        status = subprocess.call([sys.executable, "-c", script, str(model_dir), str(args.seed)])
+        if status != 0:
+            raise RunError("could not create the random model in %s (exit status %d)" % (model_dir, status))
+    os.environ["KERAS_BACKEND"] = args.backend  # before gau_alpha.keras3 imports keras
+    from gau_alpha.keras3.clue import run_keras3_clue
+
+    overrides = {name: value for name, value in (
+        ("epochs", args.epochs), ("batch_size", args.batch_size), ("sequence_length", args.maxlen),
+        ("learning_rate", args.learning_rate)) if value is not None}
+    started = time.time()
+    result = run_keras3_clue(args.task, output_dir, model_dir, data_dir=args.data_dir, backend=args.backend,
+                             seed=args.seed, version=args.clue_version, **overrides)
+    print("gau-alpha clue %s on Keras 3 (%s): dev accuracy %.4f, submission %s (%.0f s)"
+          % (args.task, args.backend, result["dev_accuracy"], result["submission"], time.time() - started),
+          flush=True)
     return 0
 
 

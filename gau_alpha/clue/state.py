@@ -10,6 +10,10 @@ Layout under the run's output directory::
     checkpoints/latest.json                {"epoch": 1, "directory": "epoch-0001"}
     best/model.npz, best/best.json         weights of the best dev epoch so far, and
                                            {"epoch", "score", "dev"} of that epoch
+    best/model.weights.h5, finetuned.json, the same weights in Keras's HDF5 format, with
+    bert_config.json, vocab.txt            what they are: ``best/`` is a self-describing
+                                           fine-tuned model (:mod:`gau_alpha.deploy.finetuned`,
+                                           written when the run passes a model card)
 
 Every file is written atomically (:mod:`gau_alpha.atomic`: temporary file or
 directory, then ``os.replace``); ``latest.json`` is replaced only after its checkpoint
@@ -96,19 +100,38 @@ def save_model_weights(path: Path, model: Any) -> Path:
 
 
 def load_model_weights(path: Path, model: Any) -> None:
-    """Load weights saved by :func:`save_model_weights` (count and shapes checked)."""
+    """Load weights saved by :func:`save_model_weights` (count and shapes checked), or a
+    Keras HDF5 weights file (``*.h5``: matched by layer name, shapes checked by Keras)."""
+    if Path(path).suffix == ".h5":
+        _load_keras_weights(Path(path), model)
+        return
     names, arrays = load_arrays(path)
     _check_shapes(Path(path), "weight", names, model.weights, arrays)
     model.set_weights(arrays)
 
 
-def save_best(directory: Path, model: Any, info: Dict[str, Any]) -> Path:
+def _load_keras_weights(path: Path, model: Any) -> None:
+    if not path.is_file():
+        raise CheckpointError("%s: file not found" % path)
+    try:
+        model.load_weights(str(path))
+    except (OSError, ValueError, KeyError) as error:
+        message = " ".join(str(error).split())[:300]
+        raise CheckpointError("%s: does not fit the model (%s)" % (path, message)) from None
+
+
+def save_best(directory: Path, model: Any, info: Dict[str, Any], card: Any = None) -> Path:
     """Replace the best-weights directory as a whole: ``model.npz`` (all weights of
-    ``model``) and ``best.json`` (``info``: epoch, score, dev metrics). Returns the weights file."""
+    ``model``) and ``best.json`` (``info``: epoch, score, dev metrics); with a ``card``
+    (:class:`gau_alpha.deploy.finetuned.ModelCard`) also the self-describing model
+    (``card.write(directory, model)``: HDF5 weights, ``finetuned.json``, config, vocab).
+    Returns the ``.npz`` weights file."""
     directory = Path(directory)
     with staging_directory(directory) as staging:
         save_model_weights(staging / BEST_WEIGHTS, model)
         write_json(staging / BEST_INFO, info)
+        if card is not None:
+            card.write(staging, model)
         replace_directory(staging, directory)
     return directory / BEST_WEIGHTS
 
