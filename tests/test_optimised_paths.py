@@ -46,3 +46,24 @@ def test_bfloat16_policy_is_close_to_float32(release):
     output = tf.cast(output, tf.float32).numpy()
     assert np.abs(output - reference).max() <= 0.025 * np.abs(reference).max() * 4
     assert np.abs(output - reference).mean() <= 0.025 * np.abs(reference).mean()
+
+
+def test_blocked_attention_under_bfloat16_policy(release):
+    """attention_block_size under mixed_bfloat16: the per-part projections read the cast
+    weights, the blocks and their recomputed gradients run in bfloat16."""
+    tokens, segments = padded_batch([5, 33, 70], TINY_CONFIG["vocab_size"], seed=9)
+    reference = _build(release)([tokens, segments], training=False).numpy()
+    tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = _build(release, attention_block_size=16)
+        output = model([tokens, segments], training=False)
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.square(tf.cast(model([tokens, segments], training=True), tf.float32)))
+        gradients = tape.gradient(loss, model.trainable_variables)
+    finally:
+        tf.keras.mixed_precision.set_global_policy("float32")
+    assert output.dtype == tf.bfloat16
+    output = tf.cast(output, tf.float32).numpy()
+    assert np.abs(output - reference).max() <= 0.025 * np.abs(reference).max() * 4
+    assert np.abs(output - reference).mean() <= 0.025 * np.abs(reference).mean()
+    assert all(g is not None and np.isfinite(tf.convert_to_tensor(g).numpy()).all() for g in gradients)
