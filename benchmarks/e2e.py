@@ -478,6 +478,7 @@ def plot(results: Dict[str, Any], path: Path) -> Optional[Path]:
         temporary = Path(handle.name)
     figure.savefig(temporary, dpi=110)
     plt.close(figure)
+    temporary.chmod(0o644)  # NamedTemporaryFile makes it 0600
     temporary.replace(path)
     return path
 
