@@ -129,7 +129,7 @@ def _is_default_strategy(strategy: tf.distribute.Strategy) -> bool:
 
 
 # ---------------------------------------------------------------------------- stateless dropout
-class _DropoutSeeds:
+class DropoutSeeds:
     """The seed of the step being traced; while set, patched dropout layers draw from it.
 
     ``seed`` is a ``(2,)`` int64 tensor; each dropout call folds in its call number (the
@@ -155,9 +155,9 @@ class _DropoutSeeds:
 
 class _StatelessDropoutGenerator:
     """Stands in for a Keras ``Dropout`` layer's random generator: stateless dropout from
-    :class:`_DropoutSeeds` inside the XLA train step, the original generator elsewhere."""
+    :class:`DropoutSeeds` inside the XLA train step, the original generator elsewhere."""
 
-    def __init__(self, original: Any, seeds: _DropoutSeeds) -> None:
+    def __init__(self, original: Any, seeds: DropoutSeeds) -> None:
         self.original, self.seeds = original, seeds
 
     def dropout(self, inputs, rate, noise_shape=None):
@@ -177,7 +177,7 @@ class _StatelessDropoutGenerator:
         return getattr(self.original, name)
 
 
-def _use_stateless_dropout(model: Any, seeds: _DropoutSeeds) -> int:
+def use_stateless_dropout(model: Any, seeds: DropoutSeeds) -> int:
     """Give every dropout layer of ``model`` (nested ones too) the stateless generator
     reading ``seeds`` (a model given to a second trainer follows that trainer's seeds).
 
@@ -427,9 +427,9 @@ class Trainer:
         self.input_names = task.input_names()
         self._predictor = _Predictor(task, model, self.xla, self.max_buckets, progress, self.min_batches_per_bucket)
         self._train: Optional[_Compiled] = None
-        self._seeds = _DropoutSeeds()
+        self._seeds = DropoutSeeds()
         self._ladders: Dict[Tuple[int, ...], List[int]] = {}
-        self.dropout_layers = _use_stateless_dropout(model, self._seeds) if self.xla else 0
+        self.dropout_layers = use_stateless_dropout(model, self._seeds) if self.xla else 0
 
     # ------------------------------------------------------------------ without XLA
     def _batch(self, features: Sequence[Feature], labelled: bool):

@@ -40,7 +40,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from gau_alpha.clue.training import _DropoutSeeds, _use_stateless_dropout, seed_everything
+from gau_alpha.clue.training import DropoutSeeds, use_stateless_dropout, seed_everything
 from gau_alpha.errors import RunError
 
 from .optimizer import make_optimizer
@@ -132,8 +132,8 @@ class Pretrainer:
             if policy is not None:
                 tf.keras.mixed_precision.set_global_policy("float32")
         self.backbone, self.head_layers = _split_head(self.transformer)
-        self.seeds = _DropoutSeeds()
-        self.dropout_layers = _use_stateless_dropout(self.model, self.seeds)
+        self.seeds = DropoutSeeds()
+        self.dropout_layers = use_stateless_dropout(self.model, self.seeds)
         self.exact_resume: Optional[bool] = None
         self._train = None
         self._evaluate = None
